@@ -1,0 +1,195 @@
+"""config.toml for the runner manager, built as data and serialised with tomli-w.
+
+Every key written here exists in gitlab-runner v18's config structs
+(``shared/reference/runner-config-keys.json``); a test enforces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tomli_w
+
+from bootstrap.config import Settings
+from bootstrap.render.credentials import Credentials
+from bootstrap.render.names import (
+    CACHE_DIR,
+    CACHE_PVC,
+    CREDENTIALS_MOUNT,
+    GIT_SSH_SECRET,
+    KUBE_CLIENT_MOUNT,
+    METRICS_PORT,
+    REGISTRY_MOUNT,
+    REGISTRY_SECRET,
+    runner_name,
+)
+
+HEADER = (
+    "# Managed by gitlab-eci-bootstrap: `bootstrap install` rewrites this file.\n"
+    "# The runner's own token renewal is off (FF_DISABLE_AUTOMATIC_TOKEN_ROTATION): it would\n"
+    "# write the new token into a copy that the next pod start replaces from the Secret.\n"
+    "# `bootstrap rotate` renews the token and updates the Secret instead.\n\n"
+)
+
+
+def _pod_annotations(settings: Settings) -> dict[str, str]:
+    annotations: dict[str, str] = {}
+    if settings.profile == "eci":
+        if settings.image_cache.enabled:
+            # Let ECI match (or create) an image cache for each job pod.
+            annotations["k8s.aliyun.com/eci-auto-imc"] = "true"
+        if settings.eci.use_specs:
+            annotations["k8s.aliyun.com/eci-use-specs"] = ",".join(settings.eci.use_specs)
+        if settings.eci.spot_strategy:
+            annotations["k8s.aliyun.com/eci-spot-strategy"] = settings.eci.spot_strategy
+            if settings.eci.spot_strategy == "SpotWithPriceLimit":
+                annotations["k8s.aliyun.com/eci-spot-price-limit"] = (
+                    f"{settings.eci.spot_price_limit:g}"
+                )
+    annotations.update(settings.executor.pod_annotations)
+    return annotations
+
+
+def _volumes(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    volumes: dict[str, list[dict[str, Any]]] = {}
+
+    def add(kind: str, entry: dict[str, Any]) -> None:
+        volumes.setdefault(kind, []).append(entry)
+
+    cache = settings.cache
+    if cache.type in ("nas", "pvc"):
+        claim = CACHE_PVC if cache.type == "nas" else cache.claim_name
+        add("pvc", {"name": claim, "mount_path": CACHE_DIR})
+    if settings.registry.enabled:
+        add(
+            "secret",
+            {
+                "name": settings.registry.existing_secret or REGISTRY_SECRET,
+                "mount_path": REGISTRY_MOUNT,
+                "read_only": True,
+                "items": {".dockerconfigjson": "config.json"},
+            },
+        )
+    if settings.git_ssh.enabled:
+        add(
+            "secret",
+            {
+                "name": settings.git_ssh.existing_secret or GIT_SSH_SECRET,
+                "mount_path": CREDENTIALS_MOUNT,
+                "read_only": True,
+            },
+        )
+    for volume in settings.executor.volumes:
+        entry: dict[str, Any] = {"name": volume.name, "mount_path": volume.mount_path}
+        if volume.sub_path:
+            entry["sub_path"] = volume.sub_path
+        if volume.read_only and volume.type != "empty_dir":
+            entry["read_only"] = True
+        add(volume.type, entry)
+    return volumes
+
+
+def _kubernetes(settings: Settings) -> dict[str, Any]:
+    ex = settings.executor
+    kube: dict[str, Any] = {}
+    if settings.kubernetes.runner_auth == "client-certificate":
+        kube.update(
+            host=settings.kubernetes.api_host,
+            ca_file=f"{KUBE_CLIENT_MOUNT}/ca.crt",
+            cert_file=f"{KUBE_CLIENT_MOUNT}/tls.crt",
+            key_file=f"{KUBE_CLIENT_MOUNT}/tls.key",
+        )
+    kube.update(
+        namespace=settings.kubernetes.namespace,
+        image=ex.image,
+        pull_policy=ex.pull_policy,
+        helper_image=settings.runner.helper_image,
+        cpu_request=ex.cpu_request,
+        cpu_limit=ex.cpu_limit,
+        memory_request=ex.memory_request,
+        memory_limit=ex.memory_limit,
+        helper_cpu_request=ex.helper_cpu_request,
+        helper_cpu_limit=ex.helper_cpu_limit,
+        helper_memory_request=ex.helper_memory_request,
+        helper_memory_limit=ex.helper_memory_limit,
+        service_cpu_request=ex.service_cpu_request,
+        service_cpu_limit=ex.service_cpu_limit,
+        service_memory_request=ex.service_memory_request,
+        service_memory_limit=ex.service_memory_limit,
+        poll_timeout=ex.poll_timeout,
+        # ECI refuses privileged pods; say so here rather than fail at pod creation.
+        privileged=False,
+        allow_privilege_escalation=False,
+    )
+    if ex.service_account:
+        kube["service_account"] = ex.service_account
+    annotations = _pod_annotations(settings)
+    if annotations:
+        kube["pod_annotations"] = annotations
+    if ex.pod_labels:
+        kube["pod_labels"] = dict(ex.pod_labels)
+    if ex.node_selector:
+        kube["node_selector"] = dict(ex.node_selector)
+    if ex.tolerations:
+        # gitlab-runner's form: "key=value" (or "key" for Exists) -> effect.
+        kube["node_tolerations"] = {
+            (t.key if t.operator == "Exists" else f"{t.key}={t.value}"): t.effect
+            for t in ex.tolerations
+        }
+    volumes = _volumes(settings)
+    if volumes:
+        kube["volumes"] = volumes
+    return kube
+
+
+def _cache(settings: Settings, credentials: Credentials) -> dict[str, Any] | None:
+    cache = settings.cache
+    if cache.type != "s3":
+        return None
+    s3: dict[str, Any] = {
+        "ServerAddress": cache.s3_server_address,
+        "BucketName": cache.s3_bucket_name,
+    }
+    if cache.s3_bucket_location:
+        s3["BucketLocation"] = cache.s3_bucket_location
+    if cache.s3_insecure:
+        s3["Insecure"] = True
+    if cache.s3_access_key_env and cache.s3_secret_key_env:
+        s3["AccessKey"] = credentials.s3_access_key
+        s3["SecretKey"] = credentials.s3_secret_key
+    else:
+        s3["AuthenticationType"] = "iam"
+    return {"Type": "s3", "Shared": cache.shared, "s3": s3}
+
+
+def runner_config(settings: Settings, credentials: Credentials) -> dict[str, Any]:
+    """The config.toml document as a dict (holds the runner token: a Secret's content only)."""
+    runner: dict[str, Any] = {
+        "name": runner_name(settings),
+        "url": settings.gitlab.url,
+        "token": credentials.runner_token,
+        "executor": "kubernetes",
+        "output_limit": settings.runner.output_limit,
+        "cache_dir": CACHE_DIR,
+    }
+    if settings.gitlab.ca_file:
+        runner["tls-ca-file"] = "/etc/gitlab-runner/certs/ca.crt"
+    runner["feature_flags"] = {"FF_DISABLE_AUTOMATIC_TOKEN_ROTATION": True}
+    cache = _cache(settings, credentials)
+    if cache:
+        runner["cache"] = cache
+    runner["kubernetes"] = _kubernetes(settings)
+    return {
+        "concurrent": settings.runner.concurrent,
+        "check_interval": settings.runner.check_interval,
+        "log_level": settings.runner.log_level,
+        "shutdown_timeout": settings.runner.shutdown_timeout,
+        # Local metrics endpoint: the pod's probes use it instead of calling GitLab.
+        "listen_address": f":{METRICS_PORT}",
+        "runners": [runner],
+    }
+
+
+def render_config_toml(settings: Settings, credentials: Credentials) -> str:
+    """config.toml as text."""
+    return HEADER + tomli_w.dumps(runner_config(settings, credentials))
