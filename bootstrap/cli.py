@@ -93,7 +93,6 @@ def cli() -> None:
 @settings_options
 @click.option(
     "--out",
-    "-o",
     default="-",
     show_default=True,
     metavar="DIR|-",
@@ -115,23 +114,20 @@ def render(**params: Any) -> None:
     from pathlib import Path
 
     from bootstrap.config import require_group
-    from bootstrap.manifests import (
-        check_out_dir,
-        manifest_files,
-        multi_document,
-        render_offline,
-        write_tree,
-    )
+    from bootstrap.manifests import check_out_dir, manifest_files, multi_document, write_tree
+    from bootstrap.render import Credentials, render, render_ci_templates
 
     loaded = _load(params)
     require_group(loaded)
     out = params["out"]
     if out != "-":
         check_out_dir(Path(out))
-    rendered, templates = render_offline(loaded.settings)
+    # Offline: placeholders stand in for every credential; nothing is read or contacted.
+    rendered = render(loaded.settings, Credentials.placeholders())
     if out == "-":
         click.echo(multi_document(rendered.objects), nl=False)
         return
+    templates = render_ci_templates(loaded.settings)
     files = manifest_files(rendered, templates)
     removed = write_tree(Path(out), files)
     objects = len(rendered.objects)
@@ -142,6 +138,81 @@ def render(**params: Any) -> None:
     )
     for path in removed:
         click.echo(f"Removed {path} (no longer rendered)", err=True)
+
+
+def _gitlab_token() -> str:
+    import os
+
+    from bootstrap.inputs import gitlab_token
+
+    return gitlab_token(os.environ)
+
+
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts (no token ever appears in either).",
+)
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@settings_options
+@click.option("--dry-run", is_flag=True, help="Read only: print the plan, change nothing.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the rollout and the runner.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up (exit 5) when the run, waits included, takes longer.",
+)
+@output_option
+def install(**params: Any) -> None:
+    """Create the group runner in GitLab and deploy it to Kubernetes (idempotent).
+
+    Needs GITLAB_TOKEN: a token of a group Owner with the create_runner and manage_runner
+    scopes, and a kubeconfig that may manage the namespace. A second run with nothing
+    changed writes nothing; a run after a lost Secret resets the existing runner's token
+    instead of creating a second runner.
+
+    \b
+    Examples:
+      export GITLAB_URL=https://gitlab.example.com GITLAB_TOKEN=glpat-...
+      bootstrap install --group mygroup --dry-run     # the plan, with diffs
+      bootstrap install --group mygroup               # do it, wait for the runner
+      bootstrap install --config prod.toml --output json --no-wait
+    """
+    import os
+
+    from bootstrap.config import require_group
+    from bootstrap.install import install as run_install
+    from bootstrap.present import install_text, to_json
+    from bootstrap.report import ConsoleReporter
+
+    loaded = _load(params)
+    require_group(loaded)
+    token = _gitlab_token()
+    reporter = ConsoleReporter()
+    try:
+        result = run_install(
+            loaded.settings,
+            token=token,
+            environ=os.environ,
+            dry_run=params["dry_run"],
+            wait=not params["no_wait"],
+            timeout=params["timeout"],
+            reporter=reporter,
+        )
+    finally:
+        reporter.close()
+    if params["output"] == "json":
+        click.echo(to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(install_text(result), nl=False)
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)

@@ -40,15 +40,30 @@ class ConfigErrors(InvalidInput):
 
 
 class GitLabError(BootstrapError):
-    """GitLab refused, failed or could not be reached (exit 3)."""
+    """GitLab refused, failed or could not be reached (exit 3).
+
+    ``status`` is the HTTP status when GitLab answered, None when it could not be reached.
+    """
 
     exit_code = 3
 
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
 
 class KubeError(BootstrapError):
-    """The Kubernetes API refused, failed or could not be reached (exit 4)."""
+    """The Kubernetes API refused, failed or could not be reached (exit 4).
+
+    ``status`` is the HTTP status when the API server answered, None when it could not be
+    reached.
+    """
 
     exit_code = 4
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class WaitTimeout(BootstrapError):

@@ -12,9 +12,8 @@ from typing import Any
 
 import yaml
 
-from bootstrap.config import Settings
 from bootstrap.errors import InvalidInput
-from bootstrap.render import Credentials, KubeObject, Rendered
+from bootstrap.render import KubeObject, Rendered
 
 HEADER = "# Rendered by gitlab-eci-bootstrap. Secrets hold placeholders: do not commit real ones.\n"
 INDEX_FILE = ".bootstrap-files"
@@ -111,13 +110,3 @@ def write_tree(out_dir: Path, files: Mapping[str, str]) -> list[str]:
     except OSError as exc:
         raise InvalidInput(f"--out {out_dir}: cannot write: {exc.strerror or exc}") from None
     return removed
-
-
-def render_offline(settings: Settings) -> tuple[Rendered, dict[str, str]]:
-    """What ``bootstrap render`` shows: placeholders for every credential, nothing read.
-
-    Returns the rendered objects and the CI templates (path -> text).
-    """
-    from bootstrap.render import render, render_ci_templates
-
-    return render(settings, Credentials.placeholders()), render_ci_templates(settings)

@@ -85,7 +85,7 @@ def render(
 
 def render_ci_templates(settings: Settings) -> dict[str, str]:
     """The CI templates project with the organisation's defaults baked in (path -> text)."""
-    from bootstrap.render import templates as t
+    import bootstrap.render.templates as t
 
     defaults = t.default_template_defaults(settings.gitlab.group or "mygroup")
     git_host = settings.templates.git_host or (urlsplit(settings.gitlab.url).hostname or "")

@@ -1,0 +1,446 @@
+"""Every GitLab call the tool makes, through python-gitlab. Nothing else talks to GitLab.
+
+Retries: reads are retried on 5xx, 429 and connection errors. Writes are never retried
+blindly — a POST that timed out may have happened on the server — except after a 429 (the
+server did not process it) and for calls the workflows mark ``idempotent``. The workflows
+verify state instead of repeating a reset or a create.
+
+Errors become :class:`~bootstrap.errors.GitLabError` (exit 3) with a message that names the
+cause and the fix; an unknown group becomes :class:`~bootstrap.errors.InvalidInput` (exit 2).
+No token ever appears in a message: :func:`redact` guards every message that quotes a
+response.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from bootstrap import __version__
+from bootstrap.errors import GitLabError, InvalidInput
+
+if TYPE_CHECKING:
+    import gitlab as gitlab_mod
+
+T = TypeVar("T")
+
+OWNER = 50
+ACCESS_NAMES = {
+    10: "Guest",
+    15: "Planner",
+    20: "Reporter",
+    30: "Developer",
+    40: "Maintainer",
+    50: "Owner",
+}
+SCOPE_CREATE = "create_runner"
+SCOPE_MANAGE = "manage_runner"
+# Scopes that include the runner scopes.
+_BROAD_SCOPES = {"api"}
+_TOKEN_PATTERN = re.compile(r"(gl[a-z]{2,4}-|glpat-)[A-Za-z0-9_.\-]{8,}")
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """Replace anything that looks like a GitLab token (and the given secrets) with a stub."""
+    for secret in secrets or []:
+        if secret:
+            text = text.replace(secret, redact_token(secret))
+    return _TOKEN_PATTERN.sub(lambda m: redact_token(m.group(0)), text)
+
+
+def redact_token(token: str) -> str:
+    """``glrt-…WXYZ``: enough to tell tokens apart, never enough to use one."""
+    prefix = token.split("-", 1)[0] + "-" if "-" in token[:8] else ""
+    return f"{prefix}…{token[-4:]}" if len(token) > 8 else "…"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The personal (or group/project) access token in use."""
+
+    scopes: frozenset[str]
+    expires_at: str | None
+    name: str
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or bool(self.scopes & _BROAD_SCOPES)
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    full_path: str
+    web_url: str
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A runner as GitLab reports it (no token: GitLab never returns it after creation)."""
+
+    id: int
+    description: str
+    status: str = ""
+    paused: bool = False
+    tag_list: tuple[str, ...] = ()
+    run_untagged: bool = True
+    locked: bool = False
+    access_level: str = "not_protected"
+    maximum_timeout: int | None = None
+    maintenance_note: str = ""
+    contacted_at: str | None = None
+    token_expires_at: str | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Runner:
+        return cls(
+            id=int(data["id"]),
+            description=data.get("description") or "",
+            status=data.get("status") or "",
+            paused=bool(data.get("paused", not data.get("active", True))),
+            tag_list=tuple(sorted(data.get("tag_list") or [])),
+            run_untagged=bool(data.get("run_untagged", True)),
+            locked=bool(data.get("locked", False)),
+            access_level=data.get("access_level") or "not_protected",
+            maximum_timeout=data.get("maximum_timeout"),
+            maintenance_note=data.get("maintenance_note") or "",
+            contacted_at=data.get("contacted_at"),
+            token_expires_at=data.get("token_expires_at"),
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class NewToken:
+    """A token GitLab just issued: shown once, never readable again."""
+
+    runner_id: int
+    token: str
+    expires_at: str | None
+
+    def __repr__(self) -> str:
+        return f"NewToken(runner_id={self.runner_id}, token={redact_token(self.token)})"
+
+
+@dataclass
+class Calls:
+    """Counts of requests made, by kind, for the request-count figures."""
+
+    reads: int = 0
+    writes: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class GitLab:
+    """A GitLab connection for one token.
+
+    Args:
+        url: the GitLab base URL.
+        token: a personal, group or project access token (from ``GITLAB_TOKEN``).
+        ca_file: a PEM bundle to trust instead of the system's.
+        timeout: seconds per request.
+        retries: attempts for a retriable read.
+        backoff: first pause between attempts, doubled each time.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        import gitlab
+
+        self.url = url
+        self._token = token
+        self.retries = max(1, retries)
+        self.backoff = backoff
+        self.calls = Calls()
+        self._gl: gitlab_mod.Gitlab = gitlab.Gitlab(
+            url,
+            private_token=token,
+            ssl_verify=ca_file or True,
+            timeout=timeout,
+            # python-gitlab obeys 429 + Retry-After by itself (the request was not processed,
+            # so resending even a POST is safe). Other transient errors are ours (see _call).
+            retry_transient_errors=False,
+            user_agent=f"gitlab-eci-bootstrap/{__version__}",
+        )
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _call(
+        self, what: str, func: Callable[[], T], *, write: bool, idempotent: bool = False
+    ) -> T:
+        """Run one API call, retrying reads (and idempotent writes) on transient errors."""
+        import gitlab
+        import requests
+
+        attempts = self.retries if (not write or idempotent) else 1
+        delay = self.backoff
+        for attempt in range(1, attempts + 1):
+            if write:
+                self.calls.writes += 1
+            else:
+                self.calls.reads += 1
+            self.calls.log.append(what)
+            try:
+                return func()
+            except gitlab.exceptions.GitlabHttpError as exc:
+                code = exc.response_code or 0
+                if code >= 500 and attempt < attempts:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise self._http_error(what, exc) from None
+            except gitlab.exceptions.GitlabError as exc:
+                raise self._http_error(what, exc) from None
+            except requests.exceptions.SSLError:
+                raise GitLabError(
+                    f"TLS verification of {self.url} failed: the certificate is not trusted",
+                    hint="set [gitlab] ca_file to the PEM bundle of your GitLab's CA",
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if attempt < attempts:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
+                raise GitLabError(
+                    f"{what}: the connection to {self.url} {kind}",
+                    hint="check gitlab.url / GITLAB_URL and your network or proxy",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _http_error(self, what: str, exc: Exception) -> GitLabError:
+        code = getattr(exc, "response_code", None) or 0
+        body = getattr(exc, "response_body", b"") or b""
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        message = redact(str(getattr(exc, "error_message", "") or text)[:300], [self._token])
+        if code == 401:
+            return GitLabError(
+                f"{what}: GitLab rejected GITLAB_TOKEN (401 Unauthorized)",
+                hint="the token is wrong, expired or revoked: create a new one and export it",
+                status=code,
+            )
+        if code == 403 and "insufficient_scope" in text:
+            scope = _scope_from(text)
+            return GitLabError(
+                f"{what}: the token lacks the '{scope}' scope (403 insufficient_scope)",
+                hint=f"create a token with the {scope} scope",
+                status=code,
+            )
+        if code == 403:
+            return GitLabError(f"{what}: forbidden (403): {message}", status=code)
+        if code == 429:
+            return GitLabError(
+                f"{what}: GitLab is rate limiting requests (429); try again later", status=code
+            )
+        if code >= 500:
+            return GitLabError(
+                f"{what}: GitLab answered {code} after {self.retries} attempts", status=code
+            )
+        return GitLabError(f"{what}: GitLab answered {code}: {message}", status=code or None)
+
+    # --- identity and preflight ---------------------------------------------------------
+
+    def token_info(self) -> TokenInfo:
+        """Scopes of the token in use (``GET /personal_access_tokens/self``)."""
+        data = self._call(
+            "read token scopes",
+            lambda: self._gl.http_get("/personal_access_tokens/self"),
+            write=False,
+        )
+        assert isinstance(data, dict)
+        return TokenInfo(
+            scopes=frozenset(data.get("scopes") or []),
+            expires_at=data.get("expires_at"),
+            name=str(data.get("name", "")),
+        )
+
+    def current_user(self) -> tuple[int, str, bool]:
+        """(id, username, is_admin) of the token's user."""
+        data = self._call("read current user", lambda: self._gl.http_get("/user"), write=False)
+        assert isinstance(data, dict)
+        return int(data["id"]), str(data["username"]), bool(data.get("is_admin", False))
+
+    def group(self, full_path: str) -> Group:
+        """The group, or InvalidInput (exit 2) naming it when it does not exist or is hidden."""
+        encoded = quote(full_path, safe="")
+        try:
+            data = self._call(
+                f"read group {full_path}",
+                lambda: self._gl.http_get(f"/groups/{encoded}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                raise self._unknown_group(full_path) from None
+            raise
+        assert isinstance(data, dict)
+        return Group(
+            id=int(data["id"]),
+            full_path=str(data["full_path"]),
+            web_url=str(data.get("web_url", "")),
+        )
+
+    def _unknown_group(self, full_path: str) -> InvalidInput:
+        encoded = quote(full_path, safe="")
+        try:
+            self._call(
+                f"read project {full_path}",
+                lambda: self._gl.http_get(f"/projects/{encoded}"),
+                write=False,
+            )
+        except GitLabError:
+            return InvalidInput(
+                f"--group {full_path}: no such group on {self.url}, or the token's user "
+                "cannot see it",
+                hint="give the group's full path as GitLab shows it, e.g. mygroup/sub",
+            )
+        return InvalidInput(
+            f"--group {full_path}: that is a project, not a group",
+            hint="give the path of the group that should own the runner",
+        )
+
+    def access_level(self, group_id: int, user_id: int) -> int:
+        """The user's effective role in the group (inherited memberships count), 0 if none."""
+        try:
+            data = self._call(
+                "read group membership",
+                lambda: self._gl.http_get(f"/groups/{group_id}/members/all/{user_id}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return 0
+            raise
+        assert isinstance(data, dict)
+        return int(data.get("access_level", 0))
+
+    # --- runners --------------------------------------------------------------------------
+
+    def group_runners(self, group_id: int) -> list[Runner]:
+        """The group's own runners (not inherited or instance ones), all pages."""
+        data = self._call(
+            "list group runners",
+            lambda: self._gl.http_list(
+                f"/groups/{group_id}/runners",
+                query_data={"type": "group_type"},
+                get_all=True,
+                per_page=100,
+            ),
+            write=False,
+        )
+        return [Runner.from_api(item) for item in data]
+
+    def runner(self, runner_id: int) -> Runner | None:
+        """One runner's details, or None when it no longer exists."""
+        try:
+            data = self._call(
+                f"read runner #{runner_id}",
+                lambda: self._gl.http_get(f"/runners/{runner_id}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        assert isinstance(data, dict)
+        return Runner.from_api(data)
+
+    def create_runner(self, group_id: int, attributes: dict[str, Any]) -> NewToken:
+        """``POST /user/runners`` for a group runner. Never retried: the caller verifies."""
+        body = {"runner_type": "group_type", "group_id": group_id, **attributes}
+        data = self._call(
+            "create runner", lambda: self._gl.http_post("/user/runners", post_data=body), write=True
+        )
+        assert isinstance(data, dict)
+        return NewToken(int(data["id"]), str(data["token"]), data.get("token_expires_at"))
+
+    def update_runner(self, runner_id: int, attributes: dict[str, Any]) -> Runner:
+        """``PUT /runners/:id`` (idempotent)."""
+        data = self._call(
+            f"update runner #{runner_id}",
+            lambda: self._gl.http_put(f"/runners/{runner_id}", post_data=attributes),
+            write=True,
+            idempotent=True,
+        )
+        assert isinstance(data, dict)
+        return Runner.from_api(data)
+
+    def verify_token(self, token: str, system_id: str) -> bool:
+        """Whether a runner token is valid (``POST /runners/verify``: 200 yes, 403 no).
+
+        GitLab records a contact for ``system_id``: pass the runner's own stable id so no
+        phantom runner manager appears.
+        """
+        try:
+            self._call(
+                "verify runner token",
+                lambda: self._gl.http_post(
+                    "/runners/verify", post_data={"token": token, "system_id": system_id}
+                ),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 403:
+                return False
+            raise
+        return True
+
+    def reset_token(self, runner_id: int) -> NewToken:
+        """``POST /runners/:id/reset_authentication_token`` (needs manage_runner). Not retried."""
+        data = self._call(
+            f"reset token of runner #{runner_id}",
+            lambda: self._gl.http_post(f"/runners/{runner_id}/reset_authentication_token"),
+            write=True,
+        )
+        assert isinstance(data, dict)
+        return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
+
+    def reset_token_with_token(self, runner_id: int, current: str) -> NewToken:
+        """``POST /runners/reset_authentication_token`` with the current token. Not retried."""
+        data = self._call(
+            f"reset token of runner #{runner_id} (with its current token)",
+            lambda: self._gl.http_post(
+                "/runners/reset_authentication_token", post_data={"token": current}
+            ),
+            write=True,
+        )
+        assert isinstance(data, dict)
+        return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
+
+    def delete_runner(self, runner_id: int) -> bool:
+        """``DELETE /runners/:id``; False when it was already gone (idempotent)."""
+        try:
+            self._call(
+                f"delete runner #{runner_id}",
+                lambda: self._gl.http_delete(f"/runners/{runner_id}"),
+                write=True,
+                idempotent=True,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+
+def _scope_from(text: str) -> str:
+    match = re.search(r'"scope"\s*:\s*"([^"]+)"', text)
+    return match.group(1).split()[0] if match else "api"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A GitLab timestamp as an aware datetime."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
