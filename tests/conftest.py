@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from bootstrap.cli import cli
 from bootstrap.config import Settings
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 

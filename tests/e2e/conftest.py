@@ -1,0 +1,121 @@
+"""An installation target made of both fakes, driven through the CLI like a user would."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, CliResult, run_cli
+from tests.fakes.fixtures import GROUP, OWNER_TOKEN
+from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.kube import FakeKube
+
+
+@dataclass
+class Target:
+    """The fakes plus a working directory with a bootstrap.toml pointing at them."""
+
+    gitlab: FakeGitLab
+    kube: FakeKube
+    workdir: Path
+    gitlab_url: str = ""
+    token: str = OWNER_TOKEN
+    extra_env: dict[str, str] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"GITLAB_URL": self.gitlab_url, "GITLAB_TOKEN": self.token, **self.extra_env}
+
+    def args(self, command: str, *extra: str) -> list[str]:
+        return [
+            command,
+            "--group",
+            GROUP,
+            "--kubeconfig",
+            str(self.kube.kubeconfig_path),
+            *extra,
+        ]
+
+    def run(self, command: str, *extra: str) -> CliResult:
+        result = run_cli(self.args(command, *extra), env=self.env, cwd=self.workdir)
+        self.outputs.append(result.output)
+        return result
+
+    def run_subprocess(self, command: str, *extra: str) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bootstrap", *self.args(command, *extra)],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.workdir), **self.env},
+            cwd=self.workdir,
+            check=False,
+            timeout=120,
+        )
+        result = CliResult(proc.returncode, proc.stdout, proc.stderr)
+        self.outputs.append(result.output)
+        return result
+
+    # --- facts for assertions -----------------------------------------------------------
+
+    def group_runners(self) -> list[int]:
+        return [r.id for r in self.gitlab.runners.values()]
+
+    def stored_config(self, namespace: str = "gitlab-runner") -> str:
+        secret = self.kube.get_object("v1", "Secret", "gitlab-runner-config", namespace)
+        assert secret is not None, "the config Secret is missing"
+        return base64.b64decode(secret["data"]["config.toml"]).decode()
+
+    def stored_token(self, namespace: str = "gitlab-runner") -> str:
+        import tomllib
+
+        return str(tomllib.loads(self.stored_config(namespace))["runners"][0]["token"])
+
+    def secrets_issued(self) -> list[str]:
+        return [s for s in (*self.gitlab.runner_tokens(), self.token) if s]
+
+    def assert_no_leak(self) -> None:
+        """No token the fakes issued appears in anything the tool printed."""
+        for output in self.outputs:
+            for secret in self.secrets_issued():
+                assert secret not in output, "a token leaked into the output"
+
+    def kube_delete(self, path: str) -> None:
+        """DELETE an object through the fake's API, as kubectl would."""
+        import urllib.request
+
+        request = urllib.request.Request(self.kube.url + path, method="DELETE")
+        request.add_header("Authorization", "Bearer fake-token")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            assert response.status in (200, 202)
+
+    def kube_writes(self) -> list[str]:
+        return [f"{r.method} {r.path}" for r in self.kube.writes()]
+
+    def gitlab_writes(self) -> list[str]:
+        # POST /runners/verify is a check (it records a heartbeat, changes nothing we own).
+        return [
+            f"{r.method} {r.path}"
+            for r in self.gitlab.writes()
+            if not r.path.endswith("/runners/verify")
+        ]
+
+
+@pytest.fixture
+def target(fake_gitlab: FakeGitLab, fake_kube: FakeKube, tmp_path: Path) -> Iterator[Target]:
+    fake_gitlab.auto_online = True
+    fake_kube.add_crd_imagecache()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    t = Target(fake_gitlab, fake_kube, workdir, gitlab_url=fake_gitlab.url)
+    yield t
+    t.assert_no_leak()
+
+
+__all__ = ["REPO", "Target"]

@@ -1,0 +1,1047 @@
+"""A stateful fake of the GitLab REST API v4, for python-gitlab and plain HTTP clients.
+
+It follows GitLab's documented routes, status codes and JSON shapes for what this
+project uses: the current user and token, groups and their members, and the runner
+lifecycle of the "new runner workflow" (``POST /user/runners``, ``glrt-`` tokens,
+verify, reset, delete).
+
+Routes live in one table (:meth:`FakeGitLab._routes`); more can be registered with
+:meth:`FakeGitLab.add_route` (see its docstring) without touching the dispatcher.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import secrets
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from tests.fakes.server import FakeServer, Request, Response
+
+API_PREFIX = "/api/v4"
+
+GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
+
+#: Scope sets accepted by the routes (GitLab's ``allow_access_with_scope``).
+READ_API = ("api", "read_api")
+READ_USER = ("api", "read_api", "read_user")
+CREATE_RUNNER = ("create_runner", "api")
+MANAGE_RUNNER = ("manage_runner", "api")
+READ_RUNNER = ("manage_runner", "api", "read_api")
+ANY_SCOPE = ("*",)
+#: Routes with ``scopes=NO_AUTH`` take no personal token (runner-token endpoints).
+NO_AUTH: tuple[str, ...] = ()
+
+INSUFFICIENT_SCOPE_DESCRIPTION = (
+    "The request requires higher privileges than provided by the access token."
+)
+RUNNER_TYPES = ("instance_type", "group_type", "project_type")
+ACCESS_LEVELS = ("not_protected", "ref_protected")
+RUNNER_STATUSES = ("online", "offline", "stale", "never_contacted", "active", "paused")
+ONLINE_WINDOW = timedelta(hours=2)
+STALE_AFTER = timedelta(days=7)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """GitLab's timestamp format: ``2024-05-01T10:00:00.000Z``."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with an error body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"{status} {body}")
+        self.status = status
+        self.body = body
+
+
+def error(status: int, message: Any) -> ApiError:
+    """``{"message": ...}``: GitLab's ``render_api_error!``."""
+    return ApiError(status, {"message": message})
+
+
+def forbidden(reason: str | None = None) -> ApiError:
+    return error(403, "403 Forbidden" + (f" - {reason}" if reason else ""))
+
+
+def not_found(what: str | None = None) -> ApiError:
+    return error(404, f"404 {what} Not Found" if what else "404 Not found")
+
+
+def bad_request(reason: str) -> ApiError:
+    return error(400, f"400 Bad request - {reason}")
+
+
+def param_error(message: str) -> ApiError:
+    """Grape's parameter validation failure: ``{"error": "x is missing"}``."""
+    return ApiError(400, {"error": message})
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    name: str
+    admin: bool = False
+    state: str = "active"
+    created_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class PersonalAccessToken:
+    id: int
+    token: str
+    user_id: int
+    name: str
+    scopes: list[str]
+    expires_at: date | None = None
+    revoked: bool = False
+    created_at: datetime = field(default_factory=now)
+    last_used_at: datetime | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= now().date()
+
+    @property
+    def active(self) -> bool:
+        return not self.revoked and not self.expired
+
+
+@dataclass
+class Group:
+    id: int
+    full_path: str
+    name: str
+    parent_id: int | None = None
+    visibility: str = "private"
+    description: str = ""
+    members: dict[int, int] = field(default_factory=dict)  # user id -> access level
+    created_at: datetime = field(default_factory=now)
+
+    @property
+    def path(self) -> str:
+        return self.full_path.rsplit("/", 1)[-1]
+
+
+@dataclass
+class Runner:
+    """A runner as stored by the fake. ``token`` is the current authentication token."""
+
+    id: int
+    runner_type: str
+    token: str
+    token_expires_at: datetime | None
+    group_id: int | None = None
+    project_id: int | None = None
+    description: str = ""
+    paused: bool = False
+    locked: bool = False
+    run_untagged: bool = True
+    tag_list: list[str] = field(default_factory=list)
+    access_level: str = "not_protected"
+    maximum_timeout: int | None = None
+    maintenance_note: str | None = None
+    creator_id: int | None = None
+    created_at: datetime = field(default_factory=now)
+    contacted_at: datetime | None = None
+    token_issued_at: datetime = field(default_factory=now)
+    system_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Call:
+    """The context a route handler gets."""
+
+    request: Request
+    params: dict[str, str]
+    user: User | None
+    token: PersonalAccessToken | None
+    base_url: str
+
+    def args(self) -> dict[str, Any]:
+        """Query, form and JSON parameters merged (Grape reads all three)."""
+        merged: dict[str, Any] = {}
+        for key, values in self.request.query_lists.items():
+            merged[key.removesuffix("[]")] = values if key.endswith("[]") else values[-1]
+        ctype = self.request.content_type
+        if ctype == "application/json" and self.request.body:
+            body = self.request.json()
+            if isinstance(body, dict):
+                merged.update(body)
+        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            for key, values in self.request.form().items():
+                merged[key.removesuffix("[]")] = values if key.endswith("[]") else values[-1]
+        return merged
+
+
+Handler = Callable[[Call], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One entry of the routing table: ``pattern`` uses ``:name`` placeholders."""
+
+    method: str
+    pattern: str
+    handler: Handler
+    scopes: tuple[str, ...]
+    regex: re.Pattern[str]
+
+    @classmethod
+    def make(cls, method: str, pattern: str, handler: Handler, scopes: tuple[str, ...]) -> Route:
+        regex = re.compile(
+            "^" + re.sub(r":(\w+)", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$"
+        )
+        return cls(method.upper(), pattern, handler, scopes, regex)
+
+
+def to_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "t"):
+        return True
+    if text in ("false", "0", "no", "f"):
+        return False
+    raise param_error(f"{name} is invalid")
+
+
+def to_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise param_error(f"{name} is invalid")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise param_error(f"{name} is invalid") from None
+
+
+def to_tags(value: Any) -> list[str]:
+    """A list or a comma-separated string, like GitLab's ``CommaSeparatedToArray``."""
+    items: Iterable[Any] = value if isinstance(value, list) else str(value).split(",")
+    tags: list[str] = []
+    for item in items:
+        for tag in str(item).split(","):
+            tag = tag.strip()
+            if tag and tag not in tags:
+                tags.append(tag)
+    return tags
+
+
+def new_runner_token() -> str:
+    alphabet = string.ascii_letters + string.digits + "_-"
+    return "glrt-" + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+class FakeGitLab(FakeServer):
+    """A stateful fake GitLab (API v4 under ``/api/v4``).
+
+    Args:
+        version: What ``GET /version`` reports.
+        token_expiry: Lifetime in seconds of new runner tokens (``None``: no expiry).
+        auto_online: When True, a runner counts as contacted ``auto_online_delay``
+            seconds after its current token was issued, as if a runner process
+            picked the token up; otherwise only ``POST /runners/verify`` (or
+            :meth:`mark_runner_contacted`) makes it online.
+        auto_online_delay: See ``auto_online``.
+        online_window: Seconds after the last contact during which a runner is
+            ``online`` (GitLab: 2 hours).
+        **server_args: ``latency_ms`` and friends, see :class:`FakeServer`.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str = "18.6.0",
+        token_expiry: float | None = None,
+        auto_online: bool = False,
+        auto_online_delay: float = 0.0,
+        online_window: float = ONLINE_WINDOW.total_seconds(),
+        **server_args: Any,
+    ) -> None:
+        super().__init__(**server_args)
+        self.version = version
+        self.token_expiry = token_expiry
+        self.auto_online = auto_online
+        self.auto_online_delay = auto_online_delay
+        self.online_window = timedelta(seconds=online_window)
+        self.users: dict[int, User] = {}
+        self.tokens: dict[str, PersonalAccessToken] = {}
+        self.groups: dict[int, Group] = {}
+        self._runners: dict[int, Runner] = {}
+        self._issued_tokens: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._route_table: list[Route] = [Route.make(*r) for r in self._routes()]
+
+    # -- routing table -------------------------------------------------------------
+
+    def _routes(self) -> list[tuple[str, str, Handler, tuple[str, ...]]]:
+        """``(method, pattern under /api/v4, handler, accepted scopes)``."""
+        return [
+            ("GET", "/version", self._get_version, READ_USER),
+            ("GET", "/user", self._get_current_user, READ_USER),
+            ("GET", "/personal_access_tokens/self", self._get_token_self, ANY_SCOPE),
+            ("GET", "/groups/:id", self._get_group, READ_API),
+            ("GET", "/groups/:id/members/all", self._list_all_members, READ_API),
+            ("GET", "/groups/:id/members/all/:user_id", self._get_member, READ_API),
+            ("GET", "/groups/:id/runners", self._list_group_runners, READ_API),
+            ("POST", "/user/runners", self._create_user_runner, CREATE_RUNNER),
+            ("POST", "/runners", self._register_legacy_runner, NO_AUTH),
+            ("DELETE", "/runners", self._delete_runner_by_token, NO_AUTH),
+            ("POST", "/runners/verify", self._verify_runner, NO_AUTH),
+            (
+                "POST",
+                "/runners/reset_authentication_token",
+                self._reset_token_by_token,
+                NO_AUTH,
+            ),
+            ("GET", "/runners/:id", self._get_runner, READ_RUNNER),
+            ("PUT", "/runners/:id", self._update_runner, MANAGE_RUNNER),
+            ("DELETE", "/runners/:id", self._delete_runner, MANAGE_RUNNER),
+            (
+                "POST",
+                "/runners/:id/reset_authentication_token",
+                self._reset_token_by_id,
+                MANAGE_RUNNER,
+            ),
+        ]
+
+    def add_route(
+        self, method: str, pattern: str, handler: Handler, scopes: tuple[str, ...] = READ_API
+    ) -> None:
+        """Register another route (checked before the built-in ones).
+
+        Args:
+            method: HTTP method.
+            pattern: Path under ``/api/v4`` with ``:name`` placeholders, e.g.
+                ``/projects/:id/repository/files/:file_path``. Placeholder values
+                reach the handler URL-decoded in ``call.params``.
+            handler: ``(Call) -> Response``; it runs with :attr:`lock` held, may
+                raise :class:`ApiError`, and can use :meth:`find_group`,
+                :meth:`access_level`, :meth:`paginate` and :meth:`json`.
+            scopes: Token scopes accepted (``READ_API``, ``("api",)``, ...;
+                ``NO_AUTH`` for no personal token, ``ANY_SCOPE`` for any token).
+        """
+        with self.lock:
+            self._route_table.insert(0, Route.make(method, pattern, handler, scopes))
+
+    # -- seeding -------------------------------------------------------------------
+
+    def _next_id(self, kind: str) -> int:
+        self._ids[kind] = self._ids.get(kind, 0) + 1
+        return self._ids[kind]
+
+    def add_user(
+        self,
+        username: str,
+        token: str,
+        scopes: Iterable[str] = ("api",),
+        *,
+        admin: bool = False,
+        name: str | None = None,
+        pat_name: str = "bootstrap",
+        expires_at: date | None = None,
+    ) -> User:
+        """Create a user with one personal access token (more with :meth:`add_token`)."""
+        with self.lock:
+            user = User(self._next_id("user"), username, name or username.title(), admin)
+            self.users[user.id] = user
+            self.add_token(username, token, scopes, name=pat_name, expires_at=expires_at)
+            return user
+
+    def add_token(
+        self,
+        username: str,
+        token: str,
+        scopes: Iterable[str],
+        *,
+        name: str = "token",
+        expires_at: date | None = None,
+    ) -> PersonalAccessToken:
+        """Give an existing user another personal access token."""
+        with self.lock:
+            user = self.user(username)
+            pat = PersonalAccessToken(
+                self._next_id("token"), token, user.id, name, list(scopes), expires_at
+            )
+            self.tokens[token] = pat
+            return pat
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke a personal access token (it then gets 401 invalid_token)."""
+        with self.lock:
+            self.tokens[token].revoked = True
+
+    def user(self, username: str) -> User:
+        """The user called ``username`` (KeyError if none)."""
+        with self.lock:
+            for user in self.users.values():
+                if user.username == username:
+                    return user
+        raise KeyError(username)
+
+    def add_group(
+        self,
+        full_path: str,
+        members: dict[str, int] | None = None,
+        *,
+        visibility: str = "private",
+        name: str | None = None,
+        description: str = "",
+    ) -> Group:
+        """Create a group; a subgroup's parent (by full path) must exist already.
+
+        ``members`` maps usernames to access levels (``OWNER`` = 50, ...). Members of
+        ancestor groups are inherited, as in GitLab.
+        """
+        with self.lock:
+            parent_path, _, path = full_path.rpartition("/")
+            parent = self.find_group(parent_path) if parent_path else None
+            if parent_path and parent is None:
+                raise ValueError(f"parent group {parent_path!r} does not exist")
+            if self.find_group(full_path) is not None:
+                raise ValueError(f"group {full_path!r} exists")
+            group = Group(
+                self._next_id("group"),
+                full_path,
+                name or path,
+                parent.id if parent else None,
+                visibility,
+                description,
+                {self.user(u).id: level for u, level in (members or {}).items()},
+            )
+            self.groups[group.id] = group
+            return group
+
+    def add_member(self, group_path: str, username: str, access_level: int) -> None:
+        """Add (or change) a direct member of a group."""
+        with self.lock:
+            group = self.find_group(group_path)
+            if group is None:
+                raise KeyError(group_path)
+            group.members[self.user(username).id] = access_level
+
+    def add_runner(
+        self,
+        runner_type: str = "group_type",
+        *,
+        group: str | None = None,
+        **attrs: Any,
+    ) -> Runner:
+        """Seed a runner directly (e.g. an instance runner or a leftover group runner)."""
+        with self.lock:
+            group_id = None
+            if group is not None:
+                found = self.find_group(group)
+                if found is None:
+                    raise KeyError(group)
+                group_id = found.id
+            return self._new_runner(runner_type, group_id, None, attrs)
+
+    def set_token_expiry(self, seconds: float | None) -> None:
+        """Lifetime of runner tokens issued from now on (``None``: never expire)."""
+        with self.lock:
+            self.token_expiry = seconds
+
+    def expire_runner_token(self, runner_id: int) -> None:
+        """Make a runner's current token expired (verify and reset-by-token get 403)."""
+        with self.lock:
+            self._runners[runner_id].token_expires_at = now() - timedelta(seconds=1)
+
+    def mark_runner_contacted(self, runner_id: int, at: datetime | None = None) -> None:
+        """Record a heartbeat, as a runner process polling for jobs would."""
+        with self.lock:
+            self._runners[runner_id].contacted_at = at or now()
+
+    # -- state for assertions ------------------------------------------------------
+
+    @property
+    def runners(self) -> dict[int, Runner]:
+        """A deep copy of the runners, by id."""
+        with self.lock:
+            return copy.deepcopy(self._runners)
+
+    def runner(self, runner_id: int) -> Runner:
+        """A deep copy of one runner (KeyError when it does not exist)."""
+        with self.lock:
+            return copy.deepcopy(self._runners[runner_id])
+
+    def runner_tokens(self) -> list[str]:
+        """Every runner token ever issued (current and dead), for secret-leak scans."""
+        with self.lock:
+            return list(self._issued_tokens)
+
+    def runner_status(self, runner_id: int) -> str:
+        """What ``GET /runners/:id`` reports as ``status``."""
+        with self.lock:
+            return self._status(self._runners[runner_id])
+
+    # -- helpers for handlers ------------------------------------------------------
+
+    def find_group(self, id_or_path: str | int) -> Group | None:
+        """A group by numeric id or full path (no visibility check)."""
+        with self.lock:
+            text = str(id_or_path)
+            if text.isdigit():
+                return self.groups.get(int(text))
+            return next((g for g in self.groups.values() if g.full_path == text), None)
+
+    def ancestors(self, group: Group) -> list[Group]:
+        """The group and its ancestors, nearest first."""
+        chain = [group]
+        while chain[-1].parent_id is not None:
+            chain.append(self.groups[chain[-1].parent_id])
+        return chain
+
+    def access_level(self, user: User, group: Group) -> int:
+        """Effective access level (the highest over the group and its ancestors)."""
+        return max((g.members.get(user.id, 0) for g in self.ancestors(group)), default=0)
+
+    def visible_group(self, call: Call, id_or_path: str) -> Group:
+        """The group, or 404 "Group Not Found" when missing or invisible to the caller."""
+        group = self.find_group(id_or_path)
+        if group is None:
+            raise not_found("Group")
+        user = call.user
+        if group.visibility == "private" and not (
+            user is not None and (user.admin or self.access_level(user, group) > 0)
+        ):
+            raise not_found("Group")
+        return group
+
+    def paginate(self, call: Call, items: list[Any]) -> Response:
+        """A JSON list page with GitLab's ``X-*`` and ``Link`` pagination headers."""
+        args = call.request.query
+        page = max(1, to_int(args.get("page", 1), "page"))
+        per_page = min(100, max(1, to_int(args.get("per_page", 20), "per_page")))
+        total = len(items)
+        total_pages = max(1, math.ceil(total / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+
+        def page_url(number: int) -> str:
+            query = {**args, "page": str(number), "per_page": str(per_page)}
+            origin = call.base_url.removesuffix(API_PREFIX)
+            return f"{origin}{call.request.path}?{urlencode(query)}"
+
+        links = []
+        if page > 1:
+            links.append(f'<{page_url(page - 1)}>; rel="prev"')
+        if page < total_pages:
+            links.append(f'<{page_url(page + 1)}>; rel="next"')
+        links.append(f'<{page_url(1)}>; rel="first"')
+        links.append(f'<{page_url(total_pages)}>; rel="last"')
+        headers = {
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Total": str(total),
+            "X-Total-Pages": str(total_pages),
+            "X-Next-Page": str(page + 1) if page < total_pages else "",
+            "X-Prev-Page": str(page - 1) if page > 1 else "",
+            "Link": ", ".join(links),
+        }
+        return Response.json(200, chunk, headers)
+
+    @staticmethod
+    def json(data: Any, status: int = 200) -> Response:
+        return Response.json(status, data)
+
+    # -- dispatch ------------------------------------------------------------------
+
+    def fault_response(self, kind: str) -> Response:
+        if kind == "429":
+            return Response(
+                429, b"Retry later\n", {"Content-Type": "text/plain", "Retry-After": "1"}
+            )
+        return Response.json(500, {"message": "500 Internal Server Error"})
+
+    def handle(self, request: Request) -> Response:
+        if not request.path.startswith(API_PREFIX + "/"):
+            return Response.json(404, {"error": "404 Not Found"})
+        path = request.path[len(API_PREFIX) :]
+        host = request.header("host", f"127.0.0.1:{self.port}")
+        base_url = f"http://{host}{API_PREFIX}"
+        for route in self._route_table:
+            if route.method != request.method:
+                continue
+            matched = route.regex.match(path)
+            if matched is None:
+                continue
+            params = {k: unquote(v) for k, v in matched.groupdict().items()}
+            try:
+                call = Call(request, params, None, None, base_url)
+                self._authenticate(call, route)
+                return route.handler(call)
+            except ApiError as exc:
+                headers = {}
+                if exc.status == 401:
+                    headers["WWW-Authenticate"] = 'Bearer realm="Protected by OAuth 2.0"'
+                return Response.json(exc.status, exc.body, headers)
+        return Response.json(404, {"error": "404 Not Found"})
+
+    def _authenticate(self, call: Call, route: Route) -> None:
+        if route.scopes == NO_AUTH:
+            return
+        request = call.request
+        raw = request.header("private-token") or request.query.get("private_token", "")
+        bearer = request.header("authorization")
+        if not raw and bearer.lower().startswith("bearer "):
+            raw = bearer[7:].strip()
+        if not raw:
+            raise error(401, "401 Unauthorized")
+        pat = self.tokens.get(raw)
+        if pat is None:
+            raise error(401, "401 Unauthorized")
+        if pat.revoked:
+            raise ApiError(
+                401,
+                {
+                    "error": "invalid_token",
+                    "error_description": "Token was revoked. You have to re-authorize from "
+                    "the user.",
+                },
+            )
+        if pat.expired:
+            raise ApiError(
+                401,
+                {
+                    "error": "invalid_token",
+                    "error_description": "Token is expired. You can either do "
+                    "re-authorization or token refresh.",
+                },
+            )
+        if route.scopes != ANY_SCOPE and not set(route.scopes) & set(pat.scopes):
+            raise ApiError(
+                403,
+                {
+                    "error": "insufficient_scope",
+                    "error_description": INSUFFICIENT_SCOPE_DESCRIPTION,
+                    "scope": " ".join(route.scopes),
+                },
+            )
+        pat.last_used_at = now()
+        call.token = pat
+        call.user = self.users[pat.user_id]
+
+    # -- representations -----------------------------------------------------------
+
+    def _user_json(self, user: User, base_url: str) -> dict[str, Any]:
+        web = base_url.removesuffix(API_PREFIX)
+        data: dict[str, Any] = {
+            "id": user.id,
+            "username": user.username,
+            "name": user.name,
+            "state": user.state,
+            "locked": False,
+            "avatar_url": None,
+            "web_url": f"{web}/{user.username}",
+            "created_at": iso(user.created_at),
+            "bio": "",
+            "public_email": None,
+            "email": f"{user.username}@example.com",
+            "bot": False,
+            "two_factor_enabled": False,
+        }
+        if user.admin:
+            data["is_admin"] = True
+        return data
+
+    def _group_json(self, group: Group, base_url: str) -> dict[str, Any]:
+        web = base_url.removesuffix(API_PREFIX)
+        names = [g.name for g in reversed(self.ancestors(group))]
+        return {
+            "id": group.id,
+            "web_url": f"{web}/groups/{group.full_path}",
+            "name": group.name,
+            "path": group.path,
+            "description": group.description,
+            "visibility": group.visibility,
+            "full_name": " / ".join(names),
+            "full_path": group.full_path,
+            "parent_id": group.parent_id,
+            "created_at": iso(group.created_at),
+            "avatar_url": None,
+            "shared_runners_setting": "enabled",
+        }
+
+    def _member_json(self, user: User, level: int, base_url: str) -> dict[str, Any]:
+        data = self._user_json(user, base_url)
+        return {
+            **{k: data[k] for k in ("id", "username", "name", "state", "avatar_url", "web_url")},
+            "access_level": level,
+            "created_at": iso(user.created_at),
+            "expires_at": None,
+            "membership_state": "active",
+        }
+
+    def _contacted_at(self, runner: Runner) -> datetime | None:
+        contacted = runner.contacted_at
+        if self.auto_online:
+            auto = runner.token_issued_at + timedelta(seconds=self.auto_online_delay)
+            if auto <= now() and (contacted is None or auto > contacted):
+                contacted = auto
+        return contacted
+
+    def _status(self, runner: Runner) -> str:
+        contacted = self._contacted_at(runner)
+        moment = now()
+        if contacted is None:
+            return "stale" if moment - runner.created_at > STALE_AFTER else "never_contacted"
+        if moment - contacted <= self.online_window:
+            return "online"
+        return "stale" if moment - contacted > STALE_AFTER else "offline"
+
+    def _runner_json(self, runner: Runner) -> dict[str, Any]:
+        status = self._status(runner)
+        return {
+            "id": runner.id,
+            "description": runner.description,
+            "ip_address": None,
+            "active": not runner.paused,
+            "paused": runner.paused,
+            "is_shared": runner.runner_type == "instance_type",
+            "runner_type": runner.runner_type,
+            "name": None,
+            "online": status == "online",
+            "status": status,
+            "created_at": iso(runner.created_at),
+            "created_by": (
+                {"id": runner.creator_id, "username": self.users[runner.creator_id].username}
+                if runner.creator_id in self.users
+                else None
+            ),
+        }
+
+    def _runner_details_json(self, runner: Runner, base_url: str) -> dict[str, Any]:
+        groups = []
+        if runner.group_id in self.groups:
+            group = self.groups[runner.group_id]
+            web = base_url.removesuffix(API_PREFIX)
+            groups.append(
+                {"id": group.id, "name": group.name, "web_url": f"{web}/groups/{group.full_path}"}
+            )
+        return {
+            **self._runner_json(runner),
+            "tag_list": list(runner.tag_list),
+            "run_untagged": runner.run_untagged,
+            "locked": runner.locked,
+            "maximum_timeout": runner.maximum_timeout,
+            "access_level": runner.access_level,
+            "maintenance_note": runner.maintenance_note,
+            "contacted_at": iso(self._contacted_at(runner)),
+            "token_expires_at": iso(runner.token_expires_at),
+            "version": None,
+            "revision": None,
+            "platform": None,
+            "architecture": None,
+            "projects": [],
+            "groups": groups,
+        }
+
+    # -- handlers: user, token, version --------------------------------------------
+
+    def _get_version(self, call: Call) -> Response:
+        return self.json(
+            {"version": self.version, "revision": "fake0000", "kas": {"enabled": False},
+             "enterprise": False}
+        )
+
+    def _get_current_user(self, call: Call) -> Response:
+        assert call.user is not None
+        return self.json(self._user_json(call.user, call.base_url))
+
+    def _get_token_self(self, call: Call) -> Response:
+        pat = call.token
+        assert pat is not None
+        return self.json(
+            {
+                "id": pat.id,
+                "name": pat.name,
+                "revoked": pat.revoked,
+                "created_at": iso(pat.created_at),
+                "description": None,
+                "scopes": list(pat.scopes),
+                "user_id": pat.user_id,
+                "last_used_at": iso(pat.last_used_at),
+                "active": pat.active,
+                "expires_at": pat.expires_at.isoformat() if pat.expires_at else None,
+            }
+        )
+
+    # -- handlers: groups ----------------------------------------------------------
+
+    def _get_group(self, call: Call) -> Response:
+        group = self.visible_group(call, call.params["id"])
+        return self.json(self._group_json(group, call.base_url))
+
+    def _effective_members(self, group: Group) -> dict[int, int]:
+        members: dict[int, int] = {}
+        for g in self.ancestors(group):
+            for user_id, level in g.members.items():
+                members[user_id] = max(level, members.get(user_id, 0))
+        return members
+
+    def _list_all_members(self, call: Call) -> Response:
+        group = self.visible_group(call, call.params["id"])
+        items = [
+            self._member_json(self.users[uid], level, call.base_url)
+            for uid, level in sorted(self._effective_members(group).items())
+        ]
+        return self.paginate(call, items)
+
+    def _get_member(self, call: Call) -> Response:
+        group = self.visible_group(call, call.params["id"])
+        user_id = to_int(call.params["user_id"], "user_id")
+        level = self._effective_members(group).get(user_id)
+        if level is None or user_id not in self.users:
+            raise not_found()
+        return self.json(self._member_json(self.users[user_id], level, call.base_url))
+
+    def _list_group_runners(self, call: Call) -> Response:
+        group = self.visible_group(call, call.params["id"])
+        user = call.user
+        assert user is not None
+        if not user.admin and self.access_level(user, group) < MAINTAINER:
+            raise forbidden()
+        lineage = {g.id for g in self.ancestors(group)}
+        runners = [
+            r
+            for r in sorted(self._runners.values(), key=lambda r: r.id)
+            if r.runner_type == "instance_type"
+            or (r.runner_type == "group_type" and r.group_id in lineage)
+        ]
+        runners = self._filter_runners(runners, call.args())
+        return self.paginate(call, [self._runner_json(r) for r in runners])
+
+    def _filter_runners(self, runners: list[Runner], args: dict[str, Any]) -> list[Runner]:
+        if "type" in args:
+            if args["type"] not in RUNNER_TYPES:
+                raise param_error("type does not have a valid value")
+            runners = [r for r in runners if r.runner_type == args["type"]]
+        if "status" in args:
+            status = args["status"]
+            if status not in RUNNER_STATUSES:
+                raise param_error("status does not have a valid value")
+            if status in ("active", "paused"):
+                runners = [r for r in runners if r.paused == (status == "paused")]
+            else:
+                runners = [r for r in runners if self._status(r) == status]
+        if "paused" in args:
+            paused = to_bool(args["paused"], "paused")
+            runners = [r for r in runners if r.paused == paused]
+        if "tag_list" in args:
+            wanted = set(to_tags(args["tag_list"]))
+            runners = [r for r in runners if wanted <= set(r.tag_list)]
+        return runners
+
+    # -- handlers: runners ---------------------------------------------------------
+
+    def _issue_token(self, runner: Runner) -> None:
+        runner.token = new_runner_token()
+        runner.token_issued_at = now()
+        runner.token_expires_at = (
+            now() + timedelta(seconds=self.token_expiry) if self.token_expiry else None
+        )
+        self._issued_tokens.append(runner.token)
+
+    def _new_runner(
+        self, runner_type: str, group_id: int | None, creator_id: int | None, attrs: dict[str, Any]
+    ) -> Runner:
+        runner = Runner(
+            id=self._next_id("runner"),
+            runner_type=runner_type,
+            token="",
+            token_expires_at=None,
+            group_id=group_id,
+            creator_id=creator_id,
+        )
+        self._apply_runner_attrs(runner, attrs)
+        self._issue_token(runner)
+        self._runners[runner.id] = runner
+        return runner
+
+    def _apply_runner_attrs(self, runner: Runner, args: dict[str, Any]) -> None:
+        if "description" in args:
+            runner.description = str(args["description"] or "")
+        if "paused" in args:
+            runner.paused = to_bool(args["paused"], "paused")
+        if "active" in args:
+            runner.paused = not to_bool(args["active"], "active")
+        if "locked" in args:
+            runner.locked = to_bool(args["locked"], "locked")
+        if "run_untagged" in args:
+            runner.run_untagged = to_bool(args["run_untagged"], "run_untagged")
+        if "tag_list" in args:
+            runner.tag_list = to_tags(args["tag_list"])
+        if "access_level" in args:
+            if args["access_level"] not in ACCESS_LEVELS:
+                raise param_error("access_level does not have a valid value")
+            runner.access_level = args["access_level"]
+        if "maximum_timeout" in args:
+            value = args["maximum_timeout"]
+            runner.maximum_timeout = None if value in (None, "") else to_int(
+                value, "maximum_timeout"
+            )
+        if "maintenance_note" in args:
+            note = args["maintenance_note"]
+            if note is not None and len(str(note)) > 1024:
+                raise ApiError(
+                    400,
+                    {"message": {"maintenance_note": ["is too long (maximum is 1024 characters)"]}},
+                )
+            runner.maintenance_note = None if note is None else str(note)
+
+    def _create_user_runner(self, call: Call) -> Response:
+        user = call.user
+        assert user is not None
+        args = call.args()
+        runner_type = args.get("runner_type")
+        if runner_type is None:
+            raise param_error("runner_type is missing")
+        if runner_type not in RUNNER_TYPES:
+            raise param_error("runner_type does not have a valid value")
+        if "paused" in args and "active" in args:
+            raise param_error("active, paused are mutually exclusive")
+        group_id = None
+        if runner_type == "group_type":
+            if "group_id" not in args:
+                raise param_error("group_id is missing")
+            group = self.find_group(to_int(args["group_id"], "group_id"))
+            if group is None:
+                raise bad_request("Missing/invalid scope")
+            if not user.admin and self.access_level(user, group) < OWNER:
+                raise forbidden("Insufficient permissions")
+            group_id = group.id
+        elif runner_type == "project_type":
+            if "project_id" not in args:
+                raise param_error("project_id is missing")
+            raise bad_request("Missing/invalid scope")  # projects are not modelled yet
+        elif not user.admin:
+            raise forbidden("Insufficient permissions")
+        attrs = {k: v for k, v in args.items() if k not in ("runner_type", "group_id")}
+        probe = Runner(0, runner_type, "", None)
+        self._apply_runner_attrs(probe, attrs)  # validate before creating anything
+        runner = self._new_runner(runner_type, group_id, user.id, attrs)
+        return self.json(
+            {
+                "id": runner.id,
+                "token": runner.token,
+                "token_expires_at": iso(runner.token_expires_at),
+            },
+            201,
+        )
+
+    def _register_legacy_runner(self, call: Call) -> Response:
+        # Registration tokens are off by default since GitLab 17.0.
+        return Response.json(410, {"message": "410 Gone - runner registration disallowed"})
+
+    def _runner_by_id(self, call: Call) -> Runner:
+        runner = self._runners.get(to_int(call.params["id"], "id"))
+        if runner is None:
+            raise not_found("Runner")
+        return runner
+
+    def _runner_access(self, user: User, runner: Runner) -> int:
+        if user.admin:
+            return OWNER
+        if runner.runner_type == "group_type" and runner.group_id in self.groups:
+            return self.access_level(user, self.groups[runner.group_id])
+        return 0
+
+    def _get_runner(self, call: Call) -> Response:
+        runner = self._runner_by_id(call)
+        assert call.user is not None
+        if runner.runner_type != "instance_type" and (
+            self._runner_access(call.user, runner) < MAINTAINER
+        ):
+            raise forbidden("No access granted")
+        return self.json(self._runner_details_json(runner, call.base_url))
+
+    def _require_owner(self, call: Call, runner: Runner) -> None:
+        assert call.user is not None
+        if self._runner_access(call.user, runner) < OWNER:
+            raise forbidden("No access granted")
+
+    def _update_runner(self, call: Call) -> Response:
+        runner = self._runner_by_id(call)
+        self._require_owner(call, runner)
+        args = {k: v for k, v in call.args().items() if k != "id"}
+        fields = (
+            "description", "active", "paused", "tag_list", "run_untagged", "locked",
+            "access_level", "maximum_timeout", "maintenance_note",
+        )
+        if not any(f in args for f in fields):
+            raise param_error(", ".join(fields) + " are missing, at least one parameter must "
+                              "be provided")
+        if "paused" in args and "active" in args:
+            raise param_error("active, paused are mutually exclusive")
+        probe = copy.deepcopy(runner)
+        self._apply_runner_attrs(probe, args)
+        self._apply_runner_attrs(runner, args)
+        return self.json(self._runner_details_json(runner, call.base_url))
+
+    def _delete_runner(self, call: Call) -> Response:
+        runner = self._runner_by_id(call)
+        self._require_owner(call, runner)
+        del self._runners[runner.id]
+        return Response.empty(204)
+
+    def _reset_token_by_id(self, call: Call) -> Response:
+        runner = self._runner_by_id(call)
+        self._require_owner(call, runner)
+        self._issue_token(runner)
+        return self.json(
+            {"token": runner.token, "token_expires_at": iso(runner.token_expires_at)}, 201
+        )
+
+    def _runner_by_token(self, call: Call) -> Runner:
+        token = call.args().get("token")
+        if not token:
+            raise param_error("token is missing")
+        for runner in self._runners.values():
+            if runner.token == token:
+                expires = runner.token_expires_at
+                if expires is not None and expires <= now():
+                    break
+                return runner
+        raise forbidden()
+
+    def _verify_runner(self, call: Call) -> Response:
+        runner = self._runner_by_token(call)
+        runner.contacted_at = now()
+        system_id = call.args().get("system_id")
+        if system_id and system_id not in runner.system_ids:
+            runner.system_ids.append(str(system_id))
+        return self.json(
+            {
+                "id": runner.id,
+                "token": runner.token,
+                "token_expires_at": iso(runner.token_expires_at),
+            }
+        )
+
+    def _reset_token_by_token(self, call: Call) -> Response:
+        runner = self._runner_by_token(call)
+        self._issue_token(runner)
+        return self.json(
+            {"token": runner.token, "token_expires_at": iso(runner.token_expires_at)}, 201
+        )
+
+    def _delete_runner_by_token(self, call: Call) -> Response:
+        runner = self._runner_by_token(call)
+        del self._runners[runner.id]
+        return Response.empty(204)
