@@ -215,6 +215,79 @@ def install(**params: Any) -> None:
         click.echo(install_text(result), nl=False)
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from bootstrap.validators import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@settings_options
+@click.option(
+    "--if-expiring-within",
+    "within",
+    metavar="DURATION",
+    callback=_duration,
+    help="Rotate only when the token expires within this (7d, 36h, 1w). For a daily schedule.",
+)
+@click.option("--force", is_flag=True, help="Rotate even when the token is far from expiring.")
+@click.option("--dry-run", is_flag=True, help="Read only: say what would happen.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the new pod and the runner.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up (exit 5) when the run, waits included, takes longer.",
+)
+@output_option
+def rotate(**params: Any) -> None:
+    """Reset the runner token, store it in the cluster and roll the runner pod.
+
+    Resets by id when GITLAB_TOKEN has manage_runner, else with the runner's current token
+    (and says so). The old pod finishes its running jobs before it stops. A stored token
+    that no longer verifies (an interrupted rotation) is repaired. Output shows the old and
+    new expiry, never a token.
+
+    \b
+    Examples:
+      bootstrap rotate --group mygroup --if-expiring-within 7d   # daily schedule
+      bootstrap rotate --group mygroup --force --dry-run
+    """
+    from bootstrap.config import require_group
+    from bootstrap.present import rotate_text, to_json
+    from bootstrap.report import ConsoleReporter
+    from bootstrap.rotate import rotate as run_rotate
+
+    loaded = _load(params)
+    require_group(loaded)
+    token = _gitlab_token()
+    reporter = ConsoleReporter()
+    try:
+        result = run_rotate(
+            loaded.settings,
+            token=token,
+            within=params["within"],
+            force=params["force"],
+            dry_run=params["dry_run"],
+            wait=not params["no_wait"],
+            timeout=params["timeout"],
+            reporter=reporter,
+        )
+    finally:
+        reporter.close()
+    if params["output"] == "json":
+        click.echo(to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(rotate_text(result), nl=False)
+
+
 @cli.command(epilog=EPILOG_EXIT_CODES)
 def schema() -> None:
     """Print the JSON Schema of bootstrap.toml.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from bootstrap.gitlab import (
     GitLab,
     NewToken,
     Runner,
+    TokenInfo,
     redact_token,
 )
 from bootstrap.inputs import load_credentials
@@ -44,9 +44,10 @@ from bootstrap.plan import Change, decide, diff, with_applied_hash
 from bootstrap.render import KubeObject, Rendered, render
 from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.runner_config import config_token
 
-ANNOTATION_RUNNER_ID = "gitlab-eci-bootstrap/runner-id"
-ANNOTATION_EXPIRES = "gitlab-eci-bootstrap/token-expires-at"
+ANNOTATION_RUNNER_ID = n.ANNOTATION_RUNNER_ID
+ANNOTATION_EXPIRES = n.ANNOTATION_EXPIRES
 PARALLELISM = 8
 
 
@@ -157,6 +158,7 @@ class Context:
     kube: Kube
     group_id: int
     reporter: Reporter
+    token_info: TokenInfo | None = None
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
@@ -173,6 +175,7 @@ def connect(
     *,
     reporter: Reporter,
     need_scopes: tuple[str, ...] = (SCOPE_CREATE, SCOPE_MANAGE),
+    require_owner: bool = True,
     gitlab_factory: Callable[..., GitLab] = GitLab,
     kube_factory: Callable[..., Kube] = Kube,
 ) -> Context:
@@ -196,7 +199,7 @@ def connect(
         )
     user_id, username, is_admin = gl.current_user()
     group = gl.group(settings.gitlab.group)
-    if not is_admin:
+    if require_owner and not is_admin:
         level = gl.access_level(group.id, user_id)
         if level < OWNER:
             role = ACCESS_NAMES.get(level, "not a member")
@@ -205,10 +208,28 @@ def connect(
                 "creating and managing a group runner needs the Owner role",
                 hint=f"use a token of an Owner of {group.full_path}",
             )
-    return Context(settings=settings, gitlab=gl, kube=kube, group_id=group.id, reporter=reporter)
+    return Context(
+        settings=settings,
+        gitlab=gl,
+        kube=kube,
+        group_id=group.id,
+        reporter=reporter,
+        token_info=info,
+    )
 
 
 # --- reading state --------------------------------------------------------------------------
+
+
+def secret_text(secret: dict[str, Any], key: str) -> str:
+    """One value of a Secret's data, decoded ('' when missing or not text)."""
+    data = (secret.get("data") or {}).get(key)
+    if not data:
+        return ""
+    try:
+        return base64.b64decode(data).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def read_stored(secret: dict[str, Any] | None) -> Stored:
@@ -217,14 +238,7 @@ def read_stored(secret: dict[str, Any] | None) -> Stored:
         return Stored()
     annotations = secret.get("metadata", {}).get("annotations") or {}
     raw_id = annotations.get(ANNOTATION_RUNNER_ID, "")
-    token = ""
-    data = (secret.get("data") or {}).get("config.toml")
-    if data:
-        try:
-            doc = tomllib.loads(base64.b64decode(data).decode())
-            token = str(doc.get("runners", [{}])[0].get("token", ""))
-        except (ValueError, UnicodeDecodeError, IndexError, tomllib.TOMLDecodeError):
-            token = ""
+    token = config_token(secret_text(secret, "config.toml"))
     return Stored(
         token="" if token == PLACEHOLDER_TOKEN else token,
         runner_id=int(raw_id) if raw_id.isdigit() else None,
@@ -454,7 +468,7 @@ def install(
 
     if dry_run:
         _apply(ctx, changes, dry_run=True, namespace_exists=namespace_exists)
-        result.requests = _requests(ctx)
+        result.requests = requests_made(ctx)
         return result
 
     # The namespace first, so the token can be stored right after GitLab issues it.
@@ -504,11 +518,11 @@ def install(
     _apply(ctx, rest, dry_run=False, namespace_exists=True)
 
     if wait:
-        result.rollout = _wait_rollout(ctx, deadline)
+        result.rollout = wait_rollout(ctx, deadline)
         runner_id = runner_plan.runner_id
         if runner_id is not None:
-            result.online = _wait_online(ctx, runner_id, deadline)
-    result.requests = _requests(ctx)
+            result.online = wait_online(ctx, runner_id, deadline)
+    result.requests = requests_made(ctx)
     return result
 
 
@@ -550,7 +564,7 @@ def _apply(ctx: Context, changes: list[Change], *, dry_run: bool, namespace_exis
         _parallel(apply, by_wave[wave])
 
 
-def _wait_rollout(ctx: Context, deadline: float) -> str:
+def wait_rollout(ctx: Context, deadline: float) -> str:
     ns = ctx.settings.kubernetes.namespace
     verdict = ctx.kube.wait_rollout(
         n.DEPLOYMENT, ns, deadline=deadline, on_progress=ctx.reporter.progress
@@ -568,7 +582,7 @@ def _wait_rollout(ctx: Context, deadline: float) -> str:
     return verdict.message
 
 
-def _wait_online(ctx: Context, runner_id: int, deadline: float) -> bool:
+def wait_online(ctx: Context, runner_id: int, deadline: float) -> bool:
     delay = 1.0
     while True:
         runner = ctx.gitlab.runner(runner_id)
@@ -587,7 +601,7 @@ def _wait_online(ctx: Context, runner_id: int, deadline: float) -> bool:
         delay = min(delay * 1.5, 10.0)
 
 
-def _requests(ctx: Context) -> dict[str, dict[str, int]]:
+def requests_made(ctx: Context) -> dict[str, dict[str, int]]:
     return {
         "gitlab": {"reads": ctx.gitlab.calls.reads, "writes": ctx.gitlab.calls.writes},
         "kubernetes": {"reads": ctx.kube.calls.reads, "writes": ctx.kube.calls.writes},

@@ -255,12 +255,17 @@ class Kube:
         return list(self._check(status, body, what).get("items") or [])
 
     def apply(
-        self, body: dict[str, Any], *, dry_run: bool = False, force: bool = True
+        self,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        force: bool = True,
+        manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]:
-        """Server-side apply of one object with our field manager (creates when missing)."""
+        """Server-side apply of one object with a field manager (creates when missing)."""
         k = kind_of(str(body["kind"]))
         meta = body["metadata"]
-        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"}
+        query = {"fieldManager": manager, "force": "true" if force else "false"}
         if dry_run:
             query["dryRun"] = "All"
         what = f"apply {k.kind}/{meta['name']}"

@@ -3,7 +3,12 @@
 An object is unchanged when (a) the hash of what we last applied, kept in an annotation,
 equals the hash of what we would apply now — this catches every change we make, removals
 included — and (b) every field we set still has our value live — this catches drift made
-by others. Server-set fields (status, defaults, managedFields) never count.
+by others, and changes of the fields the hash leaves out. Server-set fields (status,
+defaults, managedFields) never count.
+
+The hash leaves out what ``bootstrap rotate`` changes without the settings at hand — Secret
+values (their keys count), the runner id and token expiry annotations, the pod template's
+config checksum — so a rotation does not make the next ``install`` rewrite the objects.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from typing import Any, Literal
 import yaml
 
 from bootstrap.render import KubeObject
+from bootstrap.render.names import ANNOTATION_CHECKSUM, ANNOTATION_EXPIRES, ANNOTATION_RUNNER_ID
 
 ANNOTATION_APPLIED = "gitlab-eci-bootstrap/applied-hash"
+_UNHASHED_ANNOTATIONS = (ANNOTATION_APPLIED, ANNOTATION_RUNNER_ID, ANNOTATION_EXPIRES)
 Action = Literal["create", "update", "unchanged", "delete"]
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
 
@@ -46,12 +53,15 @@ class Change:
 
 
 def applied_hash(body: dict[str, Any]) -> str:
-    """A stable hash of an object as we apply it (without the hash annotation itself)."""
+    """A stable hash of an object as we apply it, without the fields rotation changes."""
     clean = copy.deepcopy(body)
     annotations = clean.get("metadata", {}).get("annotations", {})
-    annotations.pop(ANNOTATION_APPLIED, None)
-    if not annotations:
-        clean.get("metadata", {}).pop("annotations", None)
+    for key in _UNHASHED_ANNOTATIONS:
+        annotations.pop(key, None)
+    if isinstance(clean.get("data"), dict):
+        clean["data"] = sorted(clean["data"])
+    template = clean.get("spec", {}).get("template", {}).get("metadata", {})
+    template.get("annotations", {}).pop(ANNOTATION_CHECKSUM, None)
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from bootstrap.install import InstallResult
+from bootstrap.rotate import RotateResult
 
 _SIGN = {"create": "+", "update": "~", "unchanged": "=", "delete": "-"}
 
@@ -40,6 +41,25 @@ def install_text(result: InstallResult, *, show_unchanged: bool = True) -> str:
         )
         if result.rollout:
             lines.append(result.rollout)
+    return "\n".join(lines) + "\n"
+
+
+def rotate_text(result: RotateResult) -> str:
+    """One line on what rotate decided, with the old and new expiry."""
+    rid = f"runner #{result.runner_id}"
+    old = result.old_expires_at or "never"
+    if result.decision == "skip":
+        return f"{rid}: no rotation: {result.reason} (expires {old}).\n"
+    verb = "would reset" if result.dry_run else "reset"
+    what = "repair: " if result.decision == "repair" else ""
+    line = f"{rid}: {what}{verb} the token {result.method} ({result.reason}); expiry {old}"
+    if not result.dry_run:
+        line += f" -> {result.new_expires_at or 'never'}"
+    lines = [line + ("." if result.dry_run else "")]
+    if result.dry_run:
+        lines.append("Dry run: nothing was changed.")
+    elif result.rollout:
+        lines.append(result.rollout)
     return "\n".join(lines) + "\n"
 
 

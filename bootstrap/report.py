@@ -1,10 +1,37 @@
-"""How workflows talk to a person: plain lines, or a live status line on a terminal."""
+"""How workflows talk to a person: plain lines, or a live status line on a terminal.
+
+Workflows take any :class:`Reporter`; the CLI passes a :class:`ConsoleReporter`, library
+users and tests a :class:`QuietReporter`.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
+
+
+class Reporter(Protocol):
+    """Where a workflow tells the user what it does (the CLI decides how to show it)."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def progress(self, message: str) -> None: ...
+
+
+class QuietReporter:
+    """A reporter that drops everything (library use, tests)."""
+
+    def info(self, message: str) -> None:
+        del message
+
+    def warn(self, message: str) -> None:
+        del message
+
+    def progress(self, message: str) -> None:
+        del message
 
 
 class ConsoleReporter:

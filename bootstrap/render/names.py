@@ -9,6 +9,8 @@ from bootstrap.config import Settings
 APP = "gitlab-runner"
 MANAGED_BY = "gitlab-eci-bootstrap"
 FIELD_MANAGER = "gitlab-eci-bootstrap"
+# rotate owns only the token fields, under its own manager, so it never removes others.
+ROTATE_FIELD_MANAGER = "gitlab-eci-bootstrap-rotate"
 
 CONFIG_SECRET = "gitlab-runner-config"
 DEPLOYMENT = "gitlab-runner"
@@ -30,6 +32,8 @@ METRICS_PORT = 9252
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_INSTANCE = "gitlab-eci-bootstrap/namespace"
 ANNOTATION_CHECKSUM = "gitlab-eci-bootstrap/config-checksum"
+ANNOTATION_RUNNER_ID = "gitlab-eci-bootstrap/runner-id"
+ANNOTATION_EXPIRES = "gitlab-eci-bootstrap/token-expires-at"
 
 
 def cache_pv(namespace: str) -> str:

@@ -6,6 +6,7 @@ Every key written here exists in gitlab-runner v18's config structs
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 import tomli_w
@@ -193,3 +194,26 @@ def runner_config(settings: Settings, credentials: Credentials) -> dict[str, Any
 def render_config_toml(settings: Settings, credentials: Credentials) -> str:
     """config.toml as text."""
     return HEADER + tomli_w.dumps(runner_config(settings, credentials))
+
+
+def replace_token(config_toml: str, token: str) -> str:
+    """The same config.toml with another runner token.
+
+    Serialised exactly as :func:`render_config_toml` does, so a rotated config is
+    byte-identical to what ``install`` renders with the new token.
+    """
+    doc = tomllib.loads(config_toml)
+    runners = doc.get("runners") or []
+    if len(runners) != 1:
+        raise ValueError(f"expected one [[runners]] entry, found {len(runners)}")
+    runners[0]["token"] = token
+    return HEADER + tomli_w.dumps(doc)
+
+
+def config_token(config_toml: str) -> str:
+    """The runner token in a config.toml ('' when there is none)."""
+    try:
+        runners = tomllib.loads(config_toml).get("runners") or [{}]
+    except tomllib.TOMLDecodeError:
+        return ""
+    return str(runners[0].get("token", "")) if runners else ""

@@ -1,0 +1,287 @@
+"""``bootstrap rotate``: renew the runner token before it expires, crash-safe.
+
+gitlab-runner's own renewal is off (``FF_DISABLE_AUTOMATIC_TOKEN_ROTATION``): it would write
+the new token into a copy of config.toml that the next pod start replaces from the Secret.
+This workflow owns rotation instead:
+
+1. Read the config Secret (token, runner id) and the Deployment (the runner's system id).
+2. Decide: the stored token no longer verifies -> repair (reset by id); ``--force`` or no
+   window -> rotate; ``--if-expiring-within D`` -> rotate only when the token expires
+   within D. Otherwise nothing is written.
+3. Reset: by id (``manage_runner``), else with the current token, and say so. A reset that
+   failed on the wire may have happened: the stored token is verified before anything is
+   repeated.
+4. Write the new config.toml into the Secret (the same bytes ``install`` would render) and
+   the new checksum into the pod template, so the Deployment rolls: the new pod starts
+   before the old one drains its jobs (maxUnavailable 0, SIGQUIT).
+5. Wait for the rollout and for the runner to come online.
+
+A crash between 3 and 4 leaves a dead token in the Secret: the next ``rotate`` or
+``install`` finds that it no longer verifies and resets by id again.
+
+Only the Secret and the Deployment are read and patched, under a field manager of rotate's
+own, so the in-cluster rotator needs nothing more (see the ``gitlab-runner-rotator`` Role).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from bootstrap.config import Settings
+from bootstrap.errors import GitLabError, KubeError
+from bootstrap.gitlab import SCOPE_MANAGE, GitLab, NewToken, parse_time
+from bootstrap.install import (
+    Context,
+    QuietReporter,
+    Reporter,
+    Stored,
+    connect,
+    read_stored,
+    requests_made,
+    secret_text,
+    wait_online,
+    wait_rollout,
+)
+from bootstrap.kube import Kube
+from bootstrap.render import names as n
+from bootstrap.render.objects import config_checksum
+from bootstrap.render.runner_config import replace_token
+
+Decision = Literal["rotate", "repair", "skip"]
+
+
+@dataclass
+class RotateResult:
+    """What rotate decided and did (never a token)."""
+
+    runner_id: int
+    decision: Decision
+    reason: str
+    dry_run: bool
+    method: str = ""
+    old_expires_at: str | None = None
+    new_expires_at: str | None = None
+    rollout: str = ""
+    online: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runner_id": self.runner_id,
+            "decision": self.decision,
+            "reason": self.reason,
+            "dry_run": self.dry_run,
+            "method": self.method,
+            "old_expires_at": self.old_expires_at,
+            "new_expires_at": self.new_expires_at,
+            "rollout": self.rollout,
+            "online": self.online,
+            "warnings": self.warnings,
+            "requests": self.requests,
+        }
+
+
+def decide(
+    *,
+    token_valid: bool,
+    expires_at: datetime | None,
+    now: datetime,
+    within: timedelta | None,
+    force: bool,
+) -> tuple[Decision, str]:
+    """Whether to rotate, and why (pure)."""
+    if not token_valid:
+        return "repair", "the stored token no longer verifies"
+    if force:
+        return "rotate", "--force"
+    if within is None:
+        return "rotate", "rotation requested"
+    if expires_at is None:
+        return "skip", "the token never expires"
+    left = expires_at - now
+    if left <= within:
+        return "rotate", f"the token expires in {_human(left)}, within {_human(within)}"
+    return "skip", f"the token expires in {_human(left)}, not within {_human(within)}"
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "the past"
+    days, rest = divmod(seconds, 86400)
+    hours = rest // 3600
+    return f"{days}d{hours}h" if days else f"{hours}h{(rest % 3600) // 60}m"
+
+
+def _system_id(deploy: dict[str, Any] | None, settings: Settings) -> str:
+    """The runner's system id as the running Deployment has it (verify records it)."""
+    if deploy:
+        for container in deploy["spec"]["template"]["spec"].get("containers") or []:
+            for env in container.get("env") or []:
+                if env.get("name") == "RUNNER_SYSTEM_ID" and env.get("value"):
+                    return str(env["value"])
+    return n.system_id(settings)
+
+
+def _reset(ctx: Context, runner_id: int, stored: Stored, system_id: str, by_id: bool) -> NewToken:
+    """Reset once; when the outcome is unknown, verify before trying again."""
+    gl = ctx.gitlab
+
+    def once() -> NewToken:
+        if by_id:
+            return gl.reset_token(runner_id)
+        return gl.reset_token_with_token(runner_id, stored.token)
+
+    try:
+        return once()
+    except GitLabError as exc:
+        if exc.status is not None and exc.status < 500:
+            raise  # GitLab refused it: nothing happened
+        # Unreachable, timed out or 5xx: the reset may have happened. Verify first.
+        if stored.token and gl.verify_token(stored.token, system_id):
+            ctx.reporter.warn("the reset failed before it happened; trying once more")
+            return once()
+        if not by_id:
+            raise GitLabError(
+                "the token was reset but the answer was lost, and the old token is dead",
+                hint="rerun with a token that has the manage_runner scope to reset it by id",
+            ) from exc
+        ctx.reporter.warn("the reset happened but its answer was lost; resetting by id again")
+        return gl.reset_token(runner_id)
+
+
+def rotate(
+    settings: Settings,
+    *,
+    token: str,
+    environ: Mapping[str, str] | None = None,
+    within: timedelta | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    wait: bool = True,
+    timeout: float = 600.0,
+    reporter: Reporter | None = None,
+    now: datetime | None = None,
+    gitlab_factory: Callable[..., GitLab] = GitLab,
+    kube_factory: Callable[..., Kube] = Kube,
+) -> RotateResult:
+    """Rotate the runner token of ``settings.kubernetes.namespace`` when needed.
+
+    Raises:
+        KubeError: nothing is installed there, or the cluster refused a read or write.
+        GitLabError: the runner is gone, the token is refused, or a reset failed.
+        WaitTimeout: the rollout or the runner did not come back in time.
+    """
+    del environ  # rotate reads no local credential files
+    report = reporter or QuietReporter()
+    deadline = time.monotonic() + timeout
+    ctx = connect(
+        settings,
+        token,
+        reporter=report,
+        need_scopes=(),
+        require_owner=False,
+        gitlab_factory=gitlab_factory,
+        kube_factory=kube_factory,
+    )
+    settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
+    secret = kube.get("Secret", n.CONFIG_SECRET, ns)
+    stored = read_stored(secret)
+    if secret is None or stored.runner_id is None:
+        raise KubeError(
+            f"no runner is installed in namespace {ns} (Secret {n.CONFIG_SECRET} is missing "
+            "or has no runner id)",
+            hint="run `bootstrap install` first",
+        )
+    deploy = kube.get("Deployment", n.DEPLOYMENT, ns)
+    system_id = _system_id(deploy, settings)
+    runner = ctx.gitlab.runner(stored.runner_id)
+    if runner is None:
+        raise GitLabError(
+            f"runner #{stored.runner_id} recorded in namespace {ns} is gone from GitLab",
+            hint="run `bootstrap install` to create a new one",
+        )
+    valid = bool(stored.token) and ctx.gitlab.verify_token(stored.token, system_id)
+    old_expiry = runner.token_expires_at or stored.expires_at
+    decision, reason = decide(
+        token_valid=valid,
+        expires_at=parse_time(old_expiry),
+        now=now or datetime.now(UTC),
+        within=within,
+        force=force,
+    )
+    result = RotateResult(
+        runner_id=runner.id,
+        decision=decision,
+        reason=reason,
+        dry_run=dry_run,
+        old_expires_at=old_expiry,
+        warnings=ctx.warnings,
+    )
+    by_id = ctx.token_info is not None and ctx.token_info.has(SCOPE_MANAGE)
+    if decision != "skip":
+        if not by_id and not valid:
+            raise GitLabError(
+                f"runner #{runner.id}'s stored token is dead, and resetting it by id needs the "
+                f"{SCOPE_MANAGE} scope",
+                hint=f"rerun with a token that has the {SCOPE_MANAGE} scope",
+            )
+        result.method = "by id" if by_id else "with the current token"
+        if not by_id:
+            ctx.warn(
+                f"GITLAB_TOKEN lacks {SCOPE_MANAGE}: resetting with the runner's current "
+                "token (POST /runners/reset_authentication_token)"
+            )
+    if decision == "skip" or dry_run:
+        result.requests = requests_made(ctx)
+        return result
+
+    new = _reset(ctx, runner.id, stored, system_id, by_id)
+    result.new_expires_at = new.expires_at
+    report.info(f"Reset the token of runner #{runner.id} ({result.method})")
+    _store(ctx, secret, new)
+    report.info(f"Stored the new token in Secret {n.CONFIG_SECRET}; the runner pod rolls")
+    if wait:
+        result.rollout = wait_rollout(ctx, deadline)
+        result.online = wait_online(ctx, runner.id, deadline)
+    result.requests = requests_made(ctx)
+    return result
+
+
+def _store(ctx: Context, secret: dict[str, Any], new: NewToken) -> None:
+    """Write the new token (Secret) and checksum (Deployment) under rotate's field manager."""
+    ns = ctx.settings.kubernetes.namespace
+    config = replace_token(secret_text(secret, "config.toml"), new.token)
+    data = dict(secret.get("data") or {})
+    data["config.toml"] = base64.b64encode(config.encode()).decode()
+    annotations = {n.ANNOTATION_RUNNER_ID: str(new.runner_id)}
+    if new.expires_at:
+        annotations[n.ANNOTATION_EXPIRES] = new.expires_at
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": n.CONFIG_SECRET, "namespace": ns, "annotations": annotations},
+        "data": data,
+    }
+    try:
+        ctx.kube.apply(body, manager=n.ROTATE_FIELD_MANAGER)
+    except KubeError as exc:
+        raise KubeError(
+            f"the token was reset, but storing it failed: {exc}",
+            hint="rerun `bootstrap rotate` (or install): it finds the dead token and resets again",
+            status=exc.status,
+        ) from exc
+    checksum = config_checksum(config, secret_text(secret, "ca.crt"))
+    patch = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": n.DEPLOYMENT, "namespace": ns},
+        "spec": {"template": {"metadata": {"annotations": {n.ANNOTATION_CHECKSUM: checksum}}}},
+    }
+    ctx.kube.apply(patch, manager=n.ROTATE_FIELD_MANAGER)

@@ -1,0 +1,307 @@
+"""What the workflows share: the connections, and reading what GitLab and the cluster hold.
+
+``install``, ``status``, ``uninstall`` and ``doctor`` open the same two connections, run
+the same GitLab preflight, read the runner id and token kept in the config Secret, find our
+runner in GitLab by the marker in its maintenance note, and render the objects ``install``
+applies, stamped the same way. Each workflow module keeps only its own sequence.
+"""
+
+from __future__ import annotations
+
+import base64
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootstrap.config import Settings
+from bootstrap.errors import GitLabError, KubeError
+from bootstrap.gitlab import (
+    ACCESS_NAMES,
+    OWNER,
+    SCOPE_CREATE,
+    SCOPE_MANAGE,
+    GitLab,
+    Group,
+    Runner,
+    TokenInfo,
+    redact_token,
+)
+from bootstrap.kube import IMAGE_CACHE_GROUP_VERSION, Kube
+from bootstrap.plan import with_applied_hash
+from bootstrap.render import KubeObject, Rendered, render
+from bootstrap.render import names as n
+from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
+from bootstrap.report import Reporter
+
+ANNOTATION_RUNNER_ID = "gitlab-eci-bootstrap/runner-id"
+ANNOTATION_EXPIRES = "gitlab-eci-bootstrap/token-expires-at"
+PARALLELISM = 8
+
+
+@dataclass
+class Stored:
+    """What the config Secret tells about the runner (the token is never printed)."""
+
+    token: str = ""
+    runner_id: int | None = None
+    expires_at: str | None = None
+
+    def __repr__(self) -> str:
+        shown = redact_token(self.token) if self.token else ""
+        return f"Stored(runner_id={self.runner_id}, token={shown})"
+
+
+@dataclass
+class Context:
+    """The connections and facts a workflow shares."""
+
+    settings: Settings
+    gitlab: GitLab
+    kube: Kube
+    group_id: int
+    reporter: Reporter
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.reporter.warn(message)
+
+
+# --- connecting -----------------------------------------------------------------------------
+
+
+def open_kube(settings: Settings, kube_factory: Callable[..., Kube] = Kube) -> tuple[Settings, Kube]:
+    """The cluster connection, and the settings with the cluster's name filled in."""
+    kube = kube_factory(
+        kubeconfig=settings.kubernetes.kubeconfig or None,
+        context=settings.kubernetes.context or None,
+    )
+    if not settings.kubernetes.cluster_name:
+        # The cluster's name in the runner marker and system id: the context, as kubectl shows.
+        kubernetes = settings.kubernetes.model_copy(update={"cluster_name": kube.context_name})
+        settings = settings.model_copy(update={"kubernetes": kubernetes})
+    return settings, kube
+
+
+def check_scopes(gl: GitLab, need_scopes: tuple[str, ...]) -> TokenInfo:
+    """The token's scopes; GitLabError naming every missing one."""
+    info = gl.token_info()
+    missing = [scope for scope in need_scopes if not info.has(scope)]
+    if missing:
+        raise GitLabError(
+            f"GITLAB_TOKEN lacks the {' and '.join(missing)} "
+            f"scope{'s' if len(missing) > 1 else ''}",
+            hint="create a token with the scopes " + ", ".join(need_scopes),
+        )
+    return info
+
+
+def check_role(gl: GitLab, group: Group, *, need_role: int, purpose: str) -> str:
+    """The token user's role in the group (admins pass); GitLabError when it is too low."""
+    user_id, username, is_admin = gl.current_user()
+    if is_admin:
+        return "administrator"
+    level = gl.access_level(group.id, user_id)
+    if level < need_role:
+        role = ACCESS_NAMES.get(level, "not a member")
+        wanted = ACCESS_NAMES[need_role]
+        who = "an Owner" if need_role == OWNER else f"a {wanted} or Owner"
+        raise GitLabError(
+            f"{username} is {role if level else 'not a member'} of {group.full_path}; "
+            f"{purpose} needs the {wanted} role",
+            hint=f"use a token of {who} of {group.full_path}",
+        )
+    return ACCESS_NAMES.get(level, str(level))
+
+
+def connect(
+    settings: Settings,
+    token: str,
+    *,
+    reporter: Reporter,
+    need_scopes: tuple[str, ...] = (SCOPE_CREATE, SCOPE_MANAGE),
+    need_role: int = OWNER,
+    purpose: str = "creating and managing a group runner",
+    gitlab_factory: Callable[..., GitLab] = GitLab,
+    kube_factory: Callable[..., Kube] = Kube,
+) -> Context:
+    """Open both connections and run the GitLab preflight (scopes, group, role).
+
+    Args:
+        need_scopes: token scopes the workflow needs (``api`` counts for all).
+        need_role: the least role in the group (``OWNER``; reading runners needs Maintainer).
+        purpose: what the role is needed for, in the error message.
+    """
+    settings, kube = open_kube(settings, kube_factory)
+    gl = gitlab_factory(settings.gitlab.url, token, ca_file=settings.gitlab.ca_file or None)
+    check_scopes(gl, need_scopes)
+    group = gl.group(settings.gitlab.group)
+    check_role(gl, group, need_role=need_role, purpose=purpose)
+    return Context(settings=settings, gitlab=gl, kube=kube, group_id=group.id, reporter=reporter)
+
+
+def parallel(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``map`` over a thread pool (requests are round trips: waiting is the cost)."""
+    if len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(PARALLELISM, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
+def requests_made(ctx: Context) -> dict[str, dict[str, int]]:
+    """Request counts of both connections, for ``--output json``."""
+    return {
+        "gitlab": {"reads": ctx.gitlab.calls.reads, "writes": ctx.gitlab.calls.writes},
+        "kubernetes": {"reads": ctx.kube.calls.reads, "writes": ctx.kube.calls.writes},
+    }
+
+
+# --- the runner in GitLab -------------------------------------------------------------------
+
+
+def read_stored(secret: dict[str, Any] | None) -> Stored:
+    """The runner token and id kept in the config Secret."""
+    if not secret:
+        return Stored()
+    annotations = secret.get("metadata", {}).get("annotations") or {}
+    raw_id = annotations.get(ANNOTATION_RUNNER_ID, "")
+    token = ""
+    data = (secret.get("data") or {}).get("config.toml")
+    if data:
+        try:
+            doc = tomllib.loads(base64.b64decode(data).decode())
+            token = str(doc.get("runners", [{}])[0].get("token", ""))
+        except (ValueError, UnicodeDecodeError, IndexError, tomllib.TOMLDecodeError):
+            token = ""
+    return Stored(
+        token="" if token == PLACEHOLDER_TOKEN else token,
+        runner_id=int(raw_id) if raw_id.isdigit() else None,
+        expires_at=annotations.get(ANNOTATION_EXPIRES) or None,
+    )
+
+
+def runner_attributes(settings: Settings) -> dict[str, Any]:
+    """The runner's attributes in GitLab, as this tool sets them."""
+    note = settings.gitlab.maintenance_note.strip()
+    marker = n.runner_marker(settings)
+    attributes: dict[str, Any] = {
+        "description": n.runner_description(settings),
+        "tag_list": sorted(settings.gitlab.tags),
+        "run_untagged": settings.gitlab.run_untagged,
+        "locked": settings.gitlab.locked,
+        "access_level": settings.gitlab.access_level,
+        "paused": settings.gitlab.paused,
+        "maintenance_note": f"{note}\n{marker}" if note else marker,
+    }
+    if settings.gitlab.maximum_timeout:
+        attributes["maximum_timeout"] = settings.gitlab.maximum_timeout
+    return attributes
+
+
+def runner_drift(runner: Runner, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The attributes whose live value differs from what we want."""
+    live = {
+        "description": runner.description,
+        "tag_list": sorted(runner.tag_list),
+        "run_untagged": runner.run_untagged,
+        "locked": runner.locked,
+        "access_level": runner.access_level,
+        "paused": runner.paused,
+        "maintenance_note": runner.maintenance_note,
+        "maximum_timeout": runner.maximum_timeout,
+    }
+    return {k: v for k, v in wanted.items() if live.get(k) != v}
+
+
+def find_marked_runner(ctx: Context) -> Runner | None:
+    """Our runner among the group's, by the marker in its maintenance note."""
+    marker = n.runner_marker(ctx.settings)
+    for listed in ctx.gitlab.group_runners(ctx.group_id):
+        runner = ctx.gitlab.runner(listed.id)
+        if runner and marker in runner.maintenance_note:
+            return runner
+    return None
+
+
+# --- the objects in the cluster -------------------------------------------------------------
+
+
+def managed_selector(settings: Settings) -> str:
+    """The label selector of every object we deployed for this namespace (cluster-scoped too)."""
+    return f"{n.LABEL_MANAGED_BY}={n.MANAGED_BY},{n.LABEL_INSTANCE}={settings.kubernetes.namespace}"
+
+
+def namespace_exists(ctx: Context) -> bool:
+    """Whether the namespace exists; True when we may not read it (we may still use it)."""
+    try:
+        return ctx.kube.get("Namespace", ctx.settings.kubernetes.namespace) is not None
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
+    return True
+
+
+def image_cache_wanted(settings: Settings) -> bool:
+    """Whether the settings ask for an ImageCache (eci profile, image cache enabled)."""
+    return settings.profile == "eci" and settings.image_cache.enabled
+
+
+def image_cache_supported(ctx: Context) -> bool:
+    """Whether an ImageCache is rendered: wanted, and the cluster serves its CRD."""
+    if not image_cache_wanted(ctx.settings):
+        return False
+    return ctx.kube.serves(IMAGE_CACHE_GROUP_VERSION, "imagecaches")
+
+
+def desired_objects(
+    rendered: Rendered, runner_id: int | None, expires_at: str | None
+) -> list[KubeObject]:
+    """The rendered objects, stamped with their hash and (config Secret) the runner's id."""
+    stamped = []
+    for obj in rendered.objects:
+        body = obj.body
+        if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET:
+            body = {**body, "metadata": {**body["metadata"]}}
+            annotations = {ANNOTATION_RUNNER_ID: str(runner_id or "")}
+            if expires_at:
+                annotations[ANNOTATION_EXPIRES] = expires_at
+            body["metadata"]["annotations"] = annotations
+        stamped.append(KubeObject(body=with_applied_hash(body), wave=obj.wave))
+    return stamped
+
+
+def render_objects(
+    settings: Settings,
+    local: Credentials,
+    token: str,
+    runner_id: int | None,
+    expires_at: str | None,
+    image_cache_ok: bool,
+) -> list[KubeObject]:
+    """What ``install`` applies for this token and runner, exactly as it stamps it."""
+    creds = Credentials(**{**local.__dict__, "runner_token": token})
+    rendered = render(settings, creds, image_cache_supported=image_cache_ok)
+    return desired_objects(rendered, runner_id, expires_at)
+
+
+def read_live(
+    ctx: Context, objects: list[KubeObject], namespace_exists: bool
+) -> dict[str, dict[str, Any] | None]:
+    """The live version of each object (None when missing), read in parallel."""
+
+    def read(obj: KubeObject) -> tuple[str, dict[str, Any] | None]:
+        if obj.namespace and not namespace_exists:
+            return obj.ref, None
+        return obj.ref, ctx.kube.get(obj.kind, obj.name, obj.namespace)
+
+    return dict(parallel(read, objects))
+
+
+def access_review(
+    kube: Kube, needed: list[tuple[str, str]], namespace: str
+) -> list[tuple[str, str, bool]]:
+    """SelfSubjectAccessReview of each (verb, kind) in ``namespace``, in parallel."""
+    allowed = parallel(lambda pair: kube.can(pair[0], pair[1], namespace), needed)
+    return [(verb, kind, ok) for (verb, kind), ok in zip(needed, allowed, strict=True)]
