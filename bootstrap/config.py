@@ -480,6 +480,11 @@ class RotationSettings(_Section):
     cron: str = Field("17 3 * * *", description="When the rotation pipeline runs.")
     timezone: str = Field("UTC", description="Timezone of the cron (IANA name).")
     rotate_before: str = Field("7d", description="Rotate when the token expires within this.")
+    in_cluster: bool = Field(
+        True,
+        description="Run the scheduled rotation inside the cluster as ServiceAccount "
+        "gitlab-runner-rotator (allowed through the runner's service-account overwrite).",
+    )
 
     @field_validator("cron")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bootstrap.config import Settings
+from bootstrap.render import names as n
 from bootstrap.render import objects as o
 from bootstrap.render.credentials import Credentials
 from bootstrap.render.objects import KubeObject
@@ -79,6 +80,10 @@ def render(
     if settings.profile == "eci" and settings.image_cache.enabled and image_cache_supported:
         add(o.image_cache(settings), WAVE_BASE)
     add(o.role_binding(settings), WAVE_BINDINGS)
+    if settings.rotation.in_cluster:
+        add(o.rotator_service_account(settings), WAVE_BASE)
+        add(o.rotator_role(settings), WAVE_BASE)
+        add(o.role_binding(settings, n.ROTATOR), WAVE_BINDINGS)
     add(o.deployment(settings, checksum), WAVE_WORKLOAD)
     return Rendered(objects=objs, config_toml=config_toml, checksum=checksum)
 

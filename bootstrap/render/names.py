@@ -16,6 +16,9 @@ CONFIG_SECRET = "gitlab-runner-config"
 DEPLOYMENT = "gitlab-runner"
 SERVICE_ACCOUNT = "gitlab-runner"
 ROLE = "gitlab-runner"
+# The scheduled rotation job runs as this ServiceAccount (selected through the runner's
+# service-account overwrite); its Role reaches only the config Secret and the Deployment.
+ROTATOR = "gitlab-runner-rotator"
 REGISTRY_SECRET = "registry-auth-secret"
 GIT_SSH_SECRET = "gitlab-credentials"
 KUBE_CLIENT_SECRET = "gitlab-runner-kube-client"

@@ -114,19 +114,46 @@ def role(settings: Settings) -> dict[str, Any]:
     }
 
 
-def role_binding(settings: Settings) -> dict[str, Any]:
+def role_binding(settings: Settings, name: str = n.ROLE) -> dict[str, Any]:
+    """Binds the Role ``name`` to the ServiceAccount of the same name."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _meta(settings, n.ROLE),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": n.ROLE},
+        "metadata": _meta(settings, name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": n.SERVICE_ACCOUNT,
-                "namespace": settings.kubernetes.namespace,
-            }
+            {"kind": "ServiceAccount", "name": name, "namespace": settings.kubernetes.namespace}
         ],
+    }
+
+
+# What `bootstrap rotate` reads and patches, and nothing else.
+ROTATOR_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": [n.CONFIG_SECRET],
+        "verbs": ["get", "patch"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "resourceNames": [n.DEPLOYMENT],
+        "verbs": ["get", "patch"],
+    },
+]
+
+
+def rotator_service_account(settings: Settings) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(settings, n.ROTATOR)}
+
+
+def rotator_role(settings: Settings) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(settings, n.ROTATOR),
+        "rules": ROTATOR_RULES,
     }
 
 

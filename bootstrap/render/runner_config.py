@@ -22,6 +22,7 @@ from bootstrap.render.names import (
     METRICS_PORT,
     REGISTRY_MOUNT,
     REGISTRY_SECRET,
+    ROTATOR,
     runner_name,
 )
 
@@ -124,6 +125,9 @@ def _kubernetes(settings: Settings) -> dict[str, Any]:
     )
     if ex.service_account:
         kube["service_account"] = ex.service_account
+    if settings.rotation.in_cluster:
+        # Exactly the rotator, so the scheduled rotation job can run as it; nothing else.
+        kube["service_account_overwrite_allowed"] = f"^{ROTATOR}$"
     annotations = _pod_annotations(settings)
     if annotations:
         kube["pod_annotations"] = annotations

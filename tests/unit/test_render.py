@@ -442,3 +442,32 @@ def test_rendered_yaml_round_trips() -> None:
     rendered = render(_settings("everything", "eci"), CREDS)
     docs = [d for d in yaml.safe_load_all(multi_document(rendered.objects)) if d]
     assert docs == [obj.body for obj in rendered.objects]
+
+
+def test_rotator_role_reaches_only_the_config_secret_and_the_deployment() -> None:
+    rendered = render(make_settings(), CREDS)
+    role = rendered.by_ref()[("Role", "gitlab-runner", "gitlab-runner-rotator")].body
+    grants = set()
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= {"get", "patch"}
+        assert len(rule["resourceNames"]) == 1
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.add((group, resource, rule["resourceNames"][0]))
+    assert grants == {
+        ("", "secrets", "gitlab-runner-config"),
+        ("apps", "deployments", "gitlab-runner"),
+    }
+    binding = rendered.by_ref()[("RoleBinding", "gitlab-runner", "gitlab-runner-rotator")].body
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gitlab-runner-rotator", "namespace": "gitlab-runner"}
+    ]
+    kube = tomllib.loads(rendered.config_toml)["runners"][0]["kubernetes"]
+    assert kube["service_account_overwrite_allowed"] == "^gitlab-runner-rotator$"
+
+
+def test_without_in_cluster_rotation_no_overwrite_is_allowed() -> None:
+    rendered = render(make_settings(rotation={"in_cluster": False}), CREDS)
+    assert not [o for o in rendered.objects if o.name == "gitlab-runner-rotator"]
+    kube = tomllib.loads(rendered.config_toml)["runners"][0]["kubernetes"]
+    assert "service_account_overwrite_allowed" not in kube
