@@ -470,7 +470,13 @@ class TemplatesSettings(_Section):
     @field_validator("project")
     @classmethod
     def _project(cls, value: str) -> str:
-        return v.check_group_path(value)
+        v.check_group_path(value)
+        if "/" in value:
+            raise ValueError(
+                f"{value!r} must be a project name inside the group (e.g. ci-templates), "
+                "not a path"
+            )
+        return value
 
 
 class RotationSettings(_Section):

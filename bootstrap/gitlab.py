@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+MAINTAINER = 40
 OWNER = 50
 ACCESS_NAMES = {
     10: "Guest",
@@ -40,6 +41,7 @@ ACCESS_NAMES = {
 }
 SCOPE_CREATE = "create_runner"
 SCOPE_MANAGE = "manage_runner"
+SCOPE_READ = "read_api"
 # Scopes that include the runner scopes.
 _BROAD_SCOPES = {"api"}
 _TOKEN_PATTERN = re.compile(r"(gl[a-z]{2,4}-|glpat-)[A-Za-z0-9_.\-]{8,}")
@@ -132,6 +134,50 @@ class Calls:
     reads: int = 0
     writes: int = 0
     log: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    path_with_namespace: str
+    default_branch: str | None
+    web_url: str
+    description: str = ""
+    visibility: str = ""
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Project:
+        return cls(
+            id=int(data["id"]),
+            path_with_namespace=str(data["path_with_namespace"]),
+            default_branch=data.get("default_branch"),
+            web_url=str(data.get("web_url", "")),
+            description=data.get("description") or "",
+            visibility=data.get("visibility") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: int
+    description: str
+    ref: str
+    cron: str
+    cron_timezone: str
+    active: bool
+    variables: dict[str, str]
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Schedule:
+        return cls(
+            id=int(data["id"]),
+            description=data.get("description") or "",
+            ref=data.get("ref") or "",
+            cron=data.get("cron") or "",
+            cron_timezone=data.get("cron_timezone") or "UTC",
+            active=bool(data.get("active", True)),
+            variables={v["key"]: v.get("value", "") for v in data.get("variables") or []},
+        )
 
 
 class GitLab:
@@ -250,6 +296,14 @@ class GitLab:
         return GitLabError(f"{what}: GitLab answered {code}: {message}", status=code or None)
 
     # --- identity and preflight ---------------------------------------------------------
+
+    def version(self) -> str:
+        """The GitLab version (``GET /version``)."""
+        data = self._call(
+            "read the GitLab version", lambda: self._gl.http_get("/version"), write=False
+        )
+        assert isinstance(data, dict)
+        return str(data.get("version", "?"))
 
     def token_info(self) -> TokenInfo:
         """Scopes of the token in use (``GET /personal_access_tokens/self``)."""
@@ -432,6 +486,220 @@ class GitLab:
                 return False
             raise
         return True
+
+    """Projects, repository content, tags and pipeline schedules (publish and schedule)."""
+
+    def project(self, full_path: str) -> Project | None:
+        encoded = quote(full_path, safe="")
+        try:
+            data = self._call(
+                f"read project {full_path}",
+                lambda: self._gl.http_get(f"/projects/{encoded}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        assert isinstance(data, dict)
+        return Project.from_api(data)
+
+    def create_project(self, group_id: int, attributes: dict[str, Any]) -> Project:
+        """``POST /projects`` in the group. Not retried: the caller looks it up again."""
+        body = {"namespace_id": group_id, **attributes}
+        data = self._call(
+            f"create project {attributes.get('path')}",
+            lambda: self._gl.http_post("/projects", post_data=body),
+            write=True,
+        )
+        assert isinstance(data, dict)
+        return Project.from_api(data)
+
+    def update_project(self, project_id: int, attributes: dict[str, Any]) -> Project:
+        data = self._call(
+            f"update project #{project_id}",
+            lambda: self._gl.http_put(f"/projects/{project_id}", post_data=attributes),
+            write=True,
+            idempotent=True,
+        )
+        assert isinstance(data, dict)
+        return Project.from_api(data)
+
+    def tree(self, project_id: int, ref: str) -> dict[str, str]:
+        """Every file of the repository at ``ref``: path -> blob sha ({} for an empty repo)."""
+        try:
+            items = self._call(
+                "list repository files",
+                lambda: self._gl.http_list(
+                    f"/projects/{project_id}/repository/tree",
+                    query_data={"ref": ref, "recursive": True},
+                    get_all=True,
+                    per_page=100,
+                ),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return {str(i["path"]): str(i["id"]) for i in items if i.get("type") == "blob"}
+
+    def branch_head(self, project_id: int, branch: str) -> str | None:
+        """The commit sha a branch points at, None when the branch does not exist."""
+        encoded = quote(branch, safe="")
+        try:
+            data = self._call(
+                f"read branch {branch}",
+                lambda: self._gl.http_get(f"/projects/{project_id}/repository/branches/{encoded}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        assert isinstance(data, dict)
+        return str(data["commit"]["id"])
+
+    def commit(
+        self, project_id: int, branch: str, message: str, actions: list[dict[str, Any]]
+    ) -> str:
+        """One commit with create/update/delete actions. Not retried (check the head)."""
+        body = {"branch": branch, "commit_message": message, "actions": actions}
+        data = self._call(
+            f"commit {len(actions)} files",
+            lambda: self._gl.http_post(
+                f"/projects/{project_id}/repository/commits", post_data=body
+            ),
+            write=True,
+        )
+        assert isinstance(data, dict)
+        return str(data["id"])
+
+    def tag_target(self, project_id: int, tag: str) -> str | None:
+        """The commit sha a tag points at, None when there is no such tag."""
+        encoded = quote(tag, safe="")
+        try:
+            data = self._call(
+                f"read tag {tag}",
+                lambda: self._gl.http_get(f"/projects/{project_id}/repository/tags/{encoded}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        assert isinstance(data, dict)
+        return str(data["commit"]["id"])
+
+    def create_tag(self, project_id: int, tag: str, ref: str, message: str) -> None:
+        self._call(
+            f"create tag {tag}",
+            lambda: self._gl.http_post(
+                f"/projects/{project_id}/repository/tags",
+                post_data={"tag_name": tag, "ref": ref, "message": message},
+            ),
+            write=True,
+        )
+
+    def mark_catalog_resource(self, full_path: str) -> bool:
+        """Turn on "CI/CD Catalog project" (GraphQL catalogResourcesCreate); False if refused."""
+        query = (
+            "mutation($path: ID!) { catalogResourcesCreate(input: {projectPath: $path}) "
+            "{ errors } }"
+        )
+        url = self.url + "/api/graphql"
+        try:
+            data = self._call(
+                "mark the project as a CI/CD Catalog resource",
+                lambda: self._gl.http_post(
+                    url, post_data={"query": query, "variables": {"path": full_path}}
+                ),
+                write=True,
+                idempotent=True,
+            )
+        except GitLabError:
+            return False
+        if not isinstance(data, dict) or data.get("errors"):
+            return False
+        payload = (data.get("data") or {}).get("catalogResourcesCreate") or {}
+        return not payload.get("errors")
+
+    def schedules(self, project_id: int) -> list[Schedule]:
+        """Pipeline schedules of a project, with their variables."""
+        items = self._call(
+            "list pipeline schedules",
+            lambda: self._gl.http_list(
+                f"/projects/{project_id}/pipeline_schedules", get_all=True, per_page=100
+            ),
+            write=False,
+        )
+        # The list omits variables: one read each (a project has few schedules).
+        return [self._schedule(project_id, int(item["id"])) for item in items]
+
+    def _schedule(self, project_id: int, schedule_id: int) -> Schedule:
+        detail = self._call(
+            f"read pipeline schedule #{schedule_id}",
+            lambda: self._gl.http_get(f"/projects/{project_id}/pipeline_schedules/{schedule_id}"),
+            write=False,
+        )
+        assert isinstance(detail, dict)
+        return Schedule.from_api(detail)
+
+    def create_schedule(self, project_id: int, attributes: dict[str, Any]) -> Schedule:
+        data = self._call(
+            "create pipeline schedule",
+            lambda: self._gl.http_post(
+                f"/projects/{project_id}/pipeline_schedules", post_data=attributes
+            ),
+            write=True,
+        )
+        assert isinstance(data, dict)
+        return Schedule.from_api(data)
+
+    def update_schedule(
+        self, project_id: int, schedule_id: int, attributes: dict[str, Any]
+    ) -> None:
+        self._call(
+            f"update pipeline schedule #{schedule_id}",
+            lambda: self._gl.http_put(
+                f"/projects/{project_id}/pipeline_schedules/{schedule_id}", post_data=attributes
+            ),
+            write=True,
+            idempotent=True,
+        )
+
+    def set_schedule_variable(
+        self, project_id: int, schedule_id: int, key: str, value: str, *, exists: bool
+    ) -> None:
+        base = f"/projects/{project_id}/pipeline_schedules/{schedule_id}/variables"
+        if exists:
+            self._call(
+                f"update schedule variable {key}",
+                lambda: self._gl.http_put(f"{base}/{key}", post_data={"value": value}),
+                write=True,
+                idempotent=True,
+            )
+        else:
+            self._call(
+                f"create schedule variable {key}",
+                lambda: self._gl.http_post(base, post_data={"key": key, "value": value}),
+                write=True,
+            )
+
+    def project_variable(self, project_id: int, key: str) -> dict[str, Any] | None:
+        """A project CI/CD variable's settings (masked, protected), None when missing."""
+        try:
+            data = self._call(
+                f"read CI/CD variable {key}",
+                lambda: self._gl.http_get(f"/projects/{project_id}/variables/{key}"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        assert isinstance(data, dict)
+        return data
 
 
 def _scope_from(text: str) -> str:
