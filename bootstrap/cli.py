@@ -288,6 +288,233 @@ def rotate(**params: Any) -> None:
         click.echo(rotate_text(result), nl=False)
 
 
+@cli.command(
+    epilog="Exit codes: 0 healthy; 3 the runner is missing in GitLab, not online, its token "
+    "expired or was reset elsewhere, or its GitLab settings changed (checked first); 4 not "
+    "installed, the Deployment is missing or not ready, the pods run an older config than the "
+    "Secret holds, or objects differ from the settings. 1 bug, 2 invalid input, and 3 or 4 "
+    "also when GitLab or the cluster cannot be read."
+)
+@settings_options
+@output_option
+def status(**params: Any) -> None:
+    """Show whether the runner is healthy, in GitLab and in the cluster. Reads only.
+
+    GitLab: the runner's id, description, status, last contact, token expiry and tags (the
+    token is judged by its expiry: status never calls POST /runners/verify, which would
+    record a contact). Kubernetes: ready replicas, the images the pods run, and whether the
+    pods run the config.toml the Secret holds now. Drift: the objects `install` would create
+    or update. Needs GITLAB_TOKEN with read_api (Maintainer or Owner of the group) and the
+    same settings and credential inputs as install.
+
+    \b
+    Examples:
+      bootstrap status --group mygroup
+      bootstrap status --group mygroup --output json | jq .problems
+      bootstrap status --group mygroup || alert "runner unhealthy"
+    """
+    import os
+
+    from bootstrap.config import require_group
+    from bootstrap.present import status_text, to_json
+    from bootstrap.report import ConsoleReporter
+    from bootstrap.status import status as run_status
+
+    loaded = _load(params)
+    require_group(loaded)
+    token = _gitlab_token()
+    result = run_status(
+        loaded.settings, token=token, environ=os.environ, reporter=ConsoleReporter()
+    )
+    if params["output"] == "json":
+        click.echo(to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(status_text(result), nl=False)
+    failure = result.failure()
+    if failure is not None:
+        raise failure
+
+
+def _stdin_is_terminal() -> bool:
+    return click.get_text_stream("stdin").isatty()
+
+
+@cli.command(epilog=EPILOG_EXIT_CODES)
+@settings_options
+@click.option(
+    "--purge-cache",
+    is_flag=True,
+    help="Also delete the cache PersistentVolumeClaim and PersistentVolume (the cached data).",
+)
+@click.option(
+    "--delete-namespace",
+    is_flag=True,
+    help="Also delete the namespace, when install created it (never one made by others).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Read only: print what would be deleted.")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Delete the runner in GitLab without waiting for its pod to finish running jobs.",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up (exit 5) when the run, the wait for running jobs included, takes longer.",
+)
+@output_option
+def uninstall(**params: Any) -> None:
+    """Delete the runner in GitLab and every object install deployed (idempotent).
+
+    Order: the Deployment first, then (after its pod has finished its running jobs) the
+    runner in GitLab, then the other objects labelled for the namespace, the config Secret
+    last. Kept unless asked, like `helm uninstall`: the cache PVC and PV (--purge-cache) and
+    the namespace (--delete-namespace; only one that install created). Asks for
+    confirmation on a terminal; elsewhere it needs --yes. A second run says nothing is left.
+    Needs GITLAB_TOKEN with manage_runner of a group Owner.
+
+    \b
+    Examples:
+      bootstrap uninstall --group mygroup --dry-run
+      bootstrap uninstall --group mygroup
+      bootstrap uninstall --group mygroup --yes --purge-cache --delete-namespace
+    """
+    from bootstrap.config import require_group
+    from bootstrap.errors import InvalidInput
+    from bootstrap.present import to_json, uninstall_text
+    from bootstrap.report import ConsoleReporter
+    from bootstrap.uninstall import UninstallResult
+    from bootstrap.uninstall import uninstall as run_uninstall
+
+    loaded = _load(params)
+    require_group(loaded)
+    token = _gitlab_token()
+    ask = not params["yes"] and not params["dry_run"]
+    if ask and not _stdin_is_terminal():
+        raise InvalidInput(
+            "uninstall deletes the runner and its objects: it needs --yes when stdin is not "
+            "a terminal to confirm on",
+            hint="review with --dry-run, then run again with --yes",
+        )
+
+    def confirm(plan: UninstallResult) -> bool:
+        click.echo(uninstall_text(plan), nl=False, err=True)
+        return click.confirm("Delete them?", default=False, err=True)
+
+    reporter = ConsoleReporter()
+    try:
+        result = run_uninstall(
+            loaded.settings,
+            token=token,
+            purge_cache=params["purge_cache"],
+            delete_namespace=params["delete_namespace"],
+            dry_run=params["dry_run"],
+            wait=not params["no_wait"],
+            timeout=params["timeout"],
+            confirm=confirm if ask else None,
+            reporter=reporter,
+        )
+    finally:
+        reporter.close()
+    if params["output"] == "json":
+        click.echo(to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(uninstall_text(result), nl=False)
+
+
+@cli.command(
+    epilog="Exit codes: 0 every check passed (warnings allowed); else the code of the first "
+    "failed check: 2 invalid input (GITLAB_TOKEN, credential files, group, kubeconfig), 3 "
+    "GitLab, 4 Kubernetes."
+)
+@settings_options
+@output_option
+def doctor(**params: Any) -> None:
+    """Check everything install needs, without changing anything; each failure with its fix.
+
+    GITLAB_TOKEN set and well formed; GitLab reachable (and its version); the token's scopes
+    (create_runner, manage_runner, read_api); the group; the Owner role; the kubeconfig and
+    context; the cluster reachable (and its version); the namespace; the ImageCache CRD (eci
+    profile: a warning when missing); and, by SelfSubjectAccessReview, every verb install
+    needs on every kind it applies. All checks run even when one fails.
+
+    \b
+    Examples:
+      bootstrap doctor --group mygroup
+      bootstrap doctor --config prod.toml --output json
+    """
+    import os
+
+    from bootstrap.doctor import doctor as run_doctor
+    from bootstrap.present import doctor_text, to_json
+
+    loaded = _load(params)
+    result = run_doctor(loaded.settings, environ=os.environ)
+    if params["output"] == "json":
+        click.echo(to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(doctor_text(result), nl=False)
+    failure = result.failure()
+    if failure is not None:
+        raise failure
+
+
+@cli.group()
+def templates() -> None:
+    """The CI templates (kaniko, BuildKit, dist-cache, cache-gc, prepare-git)."""
+
+
+@templates.command(epilog=EPILOG_EXIT_CODES)
+@settings_options
+@click.option("--project", metavar="NAME", help="Project in the group. Default: ci-templates.")
+@click.option("--version", "version", metavar="X.Y.Z", help="Release version (tag vX.Y.Z).")
+@click.option("--dry-run", is_flag=True, help="Read only: list what would change.")
+@output_option
+def publish(**params: Any) -> None:
+    """Publish the CI templates into a project of the group, versioned.
+
+    Creates the project when missing (internal), commits the rendered templates in one
+    commit (none when nothing changed) and tags vX.Y.Z; the project's own pipeline then
+    creates the release with the `release:` keyword, which lists it in the CI/CD Catalog.
+    Needs GITLAB_TOKEN with the api scope. Prints the `include:` lines to use.
+
+    \b
+    Examples:
+      bootstrap templates publish --group mygroup
+      bootstrap templates publish --group mygroup --version 1.1.0 --dry-run
+    """
+    from bootstrap.config import require_group
+    from bootstrap.present import publish_text, to_json
+    from bootstrap.publish import publish as run_publish
+    from bootstrap.report import ConsoleReporter
+    from bootstrap.validators import check_semver
+
+    if params["version"]:
+        try:
+            check_semver(params["version"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--version") from None
+    loaded = _load(params)
+    require_group(loaded)
+    token = _gitlab_token()
+    result = run_publish(
+        loaded.settings,
+        token=token,
+        project_name=params["project"],
+        version=params["version"],
+        dry_run=params["dry_run"],
+        reporter=ConsoleReporter(),
+    )
+    if params["output"] == "json":
+        click.echo(to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(publish_text(result), nl=False)
+
+
 @cli.command(epilog=EPILOG_EXIT_CODES)
 def schema() -> None:
     """Print the JSON Schema of bootstrap.toml.

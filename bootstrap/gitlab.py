@@ -686,6 +686,23 @@ class GitLab:
                 write=True,
             )
 
+    def set_project_variable(self, project_id: int, key: str, value: str, *, exists: bool) -> None:
+        """Create or update a plain (not masked, not protected) project CI/CD variable."""
+        base = f"/projects/{project_id}/variables"
+        if exists:
+            self._call(
+                f"update CI/CD variable {key}",
+                lambda: self._gl.http_put(f"{base}/{key}", post_data={"value": value}),
+                write=True,
+                idempotent=True,
+            )
+        else:
+            self._call(
+                f"create CI/CD variable {key}",
+                lambda: self._gl.http_post(base, post_data={"key": key, "value": value}),
+                write=True,
+            )
+
     def project_variable(self, project_id: int, key: str) -> dict[str, Any] | None:
         """A project CI/CD variable's settings (masked, protected), None when missing."""
         try:

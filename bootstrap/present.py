@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bootstrap.doctor import DoctorResult
 from bootstrap.install import InstallResult
+from bootstrap.publish import PublishResult
 from bootstrap.rotate import RotateResult
+from bootstrap.status import StatusResult
+from bootstrap.uninstall import UninstallResult
 
 _SIGN = {"create": "+", "update": "~", "unchanged": "=", "delete": "-"}
 
@@ -60,6 +64,140 @@ def rotate_text(result: RotateResult) -> str:
         lines.append("Dry run: nothing was changed.")
     elif result.rollout:
         lines.append(result.rollout)
+    return "\n".join(lines) + "\n"
+
+
+def publish_text(result: PublishResult) -> str:
+    """What publish changed, the tag, and the include lines to use."""
+    lines = []
+    if result.project_created:
+        lines.append(f"{'Would create' if result.dry_run else 'Created'} project {result.project}")
+    for sign, items in (("+", result.created), ("~", result.updated), ("-", result.deleted)):
+        lines.extend(f"  {sign} {path}" for path in items)
+    if not result.changed:
+        lines.append(f"{result.project}: the templates are up to date (no commit).")
+    elif result.commit:
+        lines.append(f"Committed {result.commit[:8]}.")
+    if result.tag_created:
+        lines.append(f"{'Would tag' if result.dry_run else 'Tagged'} {result.tag}.")
+    else:
+        lines.append(f"{result.tag} is already released (no new tag).")
+    if result.dry_run:
+        lines.append("Dry run: nothing was changed.")
+    lines += ["", result.snippet.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def status_text(result: StatusResult) -> str:
+    """The runner in GitLab, the Deployment, the drift, and every problem with its fix."""
+    lines = []
+    runner = result.runner
+    if runner is None:
+        lines.append(f"GitLab: no runner found in {result.group}")
+    else:
+        tags = ", ".join(runner.tags) or "none"
+        paused = ", paused" if runner.paused else ""
+        lines.append(
+            f"GitLab: runner #{runner.id} ({runner.description}) {runner.status or 'unknown'}"
+            f"{paused}; last contact {runner.contacted_at or 'never'}; token expires "
+            f"{runner.token_expires_at or 'never'}; tags: {tags}"
+        )
+    deploy = result.deployment
+    ns = result.namespace
+    if not deploy.exists:
+        lines.append(f"Kubernetes: no deployment/gitlab-runner in namespace {ns}")
+    else:
+        state = "ready" if deploy.ready else "not ready"
+        lines.append(
+            f"Kubernetes: deployment/gitlab-runner {deploy.ready_replicas}/{deploy.replicas} "
+            f"{state} in namespace {ns}"
+        )
+        lines.append(f"  images: {', '.join(deploy.images) or 'none running'}")
+        if deploy.checksum_matches is not None:
+            config = (
+                "the pods run the current config.toml"
+                if deploy.checksum_matches
+                else "the pods run an older config.toml than the Secret holds"
+            )
+            lines.append(f"  config: {config}")
+    if result.drift:
+        lines.append("Drift (what install would change):")
+        lines.extend(f"  {_SIGN[c.action]} {c.ref:<48} {c.action}" for c in result.drift)
+    else:
+        lines.append("Drift: none (install would change nothing in the cluster)")
+    if result.runner_drift:
+        lines.append(f"Runner settings changed in GitLab: {', '.join(result.runner_drift)}")
+    if result.healthy:
+        lines.append("Healthy.")
+    else:
+        lines.append("Problems:")
+        for problem in result.problems:
+            lines.append(f"  ✗ {problem.message}")
+            if problem.hint:
+                lines.append(f"      fix: {problem.hint}")
+        count = len(result.problems)
+        lines.append(
+            f"Unhealthy: {count} problem{'s' if count > 1 else ''} (exit {result.exit_code})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def uninstall_text(result: UninstallResult) -> str:
+    """The plan (before confirmation, or dry run) or what was deleted and kept."""
+    if result.nothing_left:
+        kept = ", ".join(d.ref for d in result.kept)
+        return (
+            "Nothing left to uninstall: no runner in GitLab and no object to delete in "
+            f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
+        )
+    lines = []
+    runner = result.runner
+    deleted = result.done
+    if runner.id is not None:
+        verb = "deleted" if deleted else "delete"
+        lines.append(
+            f"GitLab: {verb} runner #{runner.id} ({runner.description}), {runner.found_by}"
+        )
+    else:
+        lines.append("GitLab: no runner left to delete")
+    lines.append(f"Kubernetes (namespace {result.namespace}):")
+    for d in result.objects:
+        sign = "-" if d.action == "delete" else "="
+        what = ("deleted" if deleted else "delete") if d.action == "delete" else "keep"
+        reason = f": {d.reason}" if d.reason else ""
+        lines.append(f"  {sign} {d.ref:<48} {what}{reason}")
+    runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
+    count = f"{runner_part}{len(result.deletions)} objects"
+    if result.cancelled:
+        lines.append("Cancelled: nothing was changed.")
+    elif result.dry_run:
+        lines.append(
+            f"Plan: delete {count}, keep {len(result.kept)}. Dry run: nothing was changed."
+        )
+    elif deleted:
+        lines.append(f"Done: deleted {count}; kept {len(result.kept)}.")
+    else:
+        lines.append(f"Plan: delete {count}, keep {len(result.kept)}.")
+    return "\n".join(lines) + "\n"
+
+
+_MARK = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
+
+
+def doctor_text(result: DoctorResult) -> str:
+    """One line per check (✓ ok, ! warning, ✗ failed, - skipped), each failure with its fix."""
+    width = max((len(c.name) for c in result.checks), default=0)
+    lines = []
+    for check in result.checks:
+        detail = f"skipped: {check.detail}" if check.status == "skip" else check.detail
+        lines.append(f"{_MARK[check.status]} {check.name:<{width}}  {detail}")
+        if check.fix and check.status in ("fail", "warn"):
+            lines.append(f"  {'':<{width}}  fix: {check.fix}")
+    failed = len(result.failed)
+    if failed:
+        lines.append(f"{failed} check{'s' if failed > 1 else ''} failed (exit {result.exit_code}).")
+    else:
+        lines.append("All checks passed.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,224 @@
+"""``bootstrap templates publish``: the CI templates, versioned, in a project of the group.
+
+1. Render the templates project with the organisation's defaults.
+2. Find the project (``<group>/<templates.project>``) or create it (internal by default).
+3. Compare the rendered files with the repository by git blob hash — no file is
+   downloaded — and make one commit with create/update/delete actions, or none when nothing
+   changed. Deletions are limited to the directories the tool owns.
+4. Tag ``vX.Y.Z`` at that commit. The project's own pipeline creates the release with the
+   ``release:`` keyword (the CI/CD Catalog lists only releases made that way). Publishing
+   the same content again makes no commit and no tag; changed content under a version that
+   is already tagged is refused before anything is written.
+
+Every step is safe to repeat: a commit that happened although its answer was lost shows up
+as "nothing to change" on the next run, which then only tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootstrap.config import Settings
+from bootstrap.errors import GitLabError, InvalidInput
+from bootstrap.gitlab import GitLab
+from bootstrap.render import render_ci_templates
+from bootstrap.report import QuietReporter, Reporter
+
+# Paths of the templates project the tool owns: files there that it no longer renders go.
+OWNED_DIRS = ("templates/", "include/", "tests/")
+VISIBILITY = "internal"
+
+
+@dataclass
+class PublishResult:
+    """What publish did (or, with dry_run, would do)."""
+
+    project: str
+    dry_run: bool
+    project_created: bool = False
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    commit: str | None = None
+    tag: str = ""
+    tag_created: bool = False
+    catalog: bool | None = None
+    snippet: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "dry_run": self.dry_run,
+            "project_created": self.project_created,
+            "files": {"created": self.created, "updated": self.updated, "deleted": self.deleted},
+            "commit": self.commit,
+            "tag": self.tag,
+            "tag_created": self.tag_created,
+            "catalog": self.catalog,
+            "include_snippet": self.snippet,
+            "warnings": self.warnings,
+        }
+
+
+def blob_sha(text: str) -> str:
+    """The git blob id of a file's content (what the repository tree API reports)."""
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def plan_files(
+    rendered: dict[str, str], tree: dict[str, str]
+) -> tuple[list[str], list[str], list[str]]:
+    """(created, updated, deleted) paths between rendered files and a repository tree."""
+    created = sorted(p for p in rendered if p not in tree)
+    updated = sorted(p for p in rendered if p in tree and tree[p] != blob_sha(rendered[p]))
+    deleted = sorted(p for p in tree if p not in rendered and p.startswith(OWNED_DIRS))
+    return created, updated, deleted
+
+
+def include_snippet(settings: Settings, project_path: str, version: str) -> str:
+    """The ``include:`` lines a project uses, as a component and as a plain include."""
+    tags = ", ".join(settings.gitlab.tags)
+    return (
+        "# As CI/CD components (inputs are optional: defaults are your organisation's):\n"
+        "include:\n"
+        f"  - component: $CI_SERVER_FQDN/{project_path}/prepare-git@{version}\n"
+        f"  - component: $CI_SERVER_FQDN/{project_path}/dist-cache@{version}\n"
+        f"  - component: $CI_SERVER_FQDN/{project_path}/kaniko@{version}\n"
+        "    inputs:\n"
+        "      needs: [build]\n"
+        "\n"
+        "# Or as plain include files with hidden jobs (extends: / !reference):\n"
+        "include:\n"
+        f"  - project: {project_path}\n"
+        f"    ref: v{version}\n"
+        "    file: [/include/prepare-git.yml, /include/dist-cache.yml, /include/kaniko.yml]\n"
+        f"# Jobs run on this runner with: tags: [{tags}]\n"
+    )
+
+
+def publish(
+    settings: Settings,
+    *,
+    token: str,
+    project_name: str | None = None,
+    version: str | None = None,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    gitlab: GitLab | None = None,
+) -> PublishResult:
+    """Publish the rendered CI templates into the group, versioned.
+
+    Raises:
+        InvalidInput: the group is unknown, or the content changed under a released version.
+        GitLabError: GitLab refused or failed a call (the token needs the ``api`` scope).
+    """
+    report = reporter or QuietReporter()
+    templates = settings.templates.model_copy(
+        update={k: v for k, v in (("project", project_name), ("version", version)) if v}
+    )
+    settings = settings.model_copy(update={"templates": templates})
+    gl = gitlab or GitLab(settings.gitlab.url, token, ca_file=settings.gitlab.ca_file or None)
+    if not gl.token_info().has("api"):
+        raise GitLabError(
+            "GITLAB_TOKEN lacks the 'api' scope, which committing and tagging through the API "
+            "needs",
+            hint="use a token with the api scope (a Maintainer of the group, or its Owner)",
+        )
+    group = gl.group(settings.gitlab.group)
+    path = f"{group.full_path}/{templates.project}"
+    tag = f"v{templates.version}"
+    rendered = render_ci_templates(settings)
+    result = PublishResult(project=path, dry_run=dry_run, tag=tag)
+    result.snippet = include_snippet(settings, path, templates.version)
+
+    project = gl.project(path)
+    if project is None:
+        result.project_created = True
+        if dry_run:
+            result.created = sorted(rendered)
+            result.tag_created = True
+            return result
+        project = gl.create_project(
+            group.id,
+            {
+                "name": templates.project,
+                "path": templates.project,
+                "description": _description(settings),
+                "visibility": VISIBILITY,
+            },
+        )
+        report.info(f"Created project {path} ({VISIBILITY})")
+        result.catalog = gl.mark_catalog_resource(path)
+        if not result.catalog:
+            result.warnings.append(
+                "could not mark the project as a CI/CD Catalog resource: an Owner can turn it "
+                "on in Settings > General > Visibility, project features, permissions"
+            )
+            report.warn(result.warnings[-1])
+    branch = project.default_branch or "main"
+    head = gl.branch_head(project.id, branch)
+    tree = gl.tree(project.id, branch) if head else {}
+    result.created, result.updated, result.deleted = plan_files(rendered, tree)
+    target = gl.tag_target(project.id, tag)
+    if result.changed and target is not None:
+        raise InvalidInput(
+            f"the templates changed, but {tag} is already released at commit {target[:8]} "
+            f"of {path}",
+            hint="publish a new version: --version X.Y.Z (or [templates] version)",
+        )
+    if dry_run:
+        result.tag_created = target is None
+        return result
+    if result.changed:
+        head = gl.commit(project.id, branch, _message(result, tag), _actions(rendered, result))
+        result.commit = head
+        report.info(f"Committed {_count(result)} to {path}@{branch} ({head[:8]})")
+    if target is None:
+        assert head is not None, "an empty project always gets a commit first"
+        gl.create_tag(project.id, tag, head, f"CI templates {templates.version}")
+        result.tag_created = True
+        report.info(f"Tagged {tag}: the project's pipeline creates the release")
+    return result
+
+
+def _description(settings: Settings) -> str:
+    return (
+        f"CI/CD components for {settings.gitlab.group}: kaniko, BuildKit, dist-cache, cache-gc "
+        "and prepare-git. Managed by gitlab-eci-bootstrap: change them there, not here."
+    )
+
+
+def _count(result: PublishResult) -> str:
+    parts = [
+        f"{len(items)} {word}"
+        for items, word in (
+            (result.created, "added"),
+            (result.updated, "changed"),
+            (result.deleted, "removed"),
+        )
+        if items
+    ]
+    return ", ".join(parts)
+
+
+def _message(result: PublishResult, tag: str) -> str:
+    return f"CI templates {tag}: {_count(result)}\n\nPublished by gitlab-eci-bootstrap."
+
+
+def _actions(rendered: dict[str, str], result: PublishResult) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = []
+    for path in result.created:
+        actions.append({"action": "create", "file_path": path, "content": rendered[path]})
+    for path in result.updated:
+        actions.append({"action": "update", "file_path": path, "content": rendered[path]})
+    for path in result.deleted:
+        actions.append({"action": "delete", "file_path": path})
+    return actions
