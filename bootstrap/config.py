@@ -126,6 +126,15 @@ class GitLabSettings(_Section):
                 raise ValueError(f"tag {tag!r} must be non-empty, at most 255 chars, with no comma")
         return sorted(set(value))
 
+    @model_validator(mode="after")
+    def _some_job_fits(self) -> GitLabSettings:
+        if not self.tags and not self.run_untagged:
+            raise ValueError(
+                "gitlab.tags is empty and gitlab.run_untagged is false: the runner would never "
+                "pick up a job; give it a tag or set run_untagged = true"
+            )
+        return self
+
 
 class KubernetesSettings(_Section):
     """Which cluster and namespace the runner is deployed to."""
@@ -473,8 +482,7 @@ class TemplatesSettings(_Section):
         v.check_group_path(value)
         if "/" in value:
             raise ValueError(
-                f"{value!r} must be a project name inside the group (e.g. ci-templates), "
-                "not a path"
+                f"{value!r} must be a project name inside the group (e.g. ci-templates), not a path"
             )
         return value
 

@@ -35,10 +35,13 @@ from typing import Any, Literal
 from bootstrap.config import Settings
 from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_MANAGE, GitLab, NewToken, parse_time
-from bootstrap.install import (
+from bootstrap.kube import Kube
+from bootstrap.render import names as n
+from bootstrap.render.objects import config_checksum
+from bootstrap.render.runner_config import replace_token
+from bootstrap.report import QuietReporter, Reporter
+from bootstrap.workflow import (
     Context,
-    QuietReporter,
-    Reporter,
     Stored,
     connect,
     read_stored,
@@ -47,10 +50,6 @@ from bootstrap.install import (
     wait_online,
     wait_rollout,
 )
-from bootstrap.kube import Kube
-from bootstrap.render import names as n
-from bootstrap.render.objects import config_checksum
-from bootstrap.render.runner_config import replace_token
 
 Decision = Literal["rotate", "repair", "skip"]
 
@@ -186,7 +185,7 @@ def rotate(
         token,
         reporter=report,
         need_scopes=(),
-        require_owner=False,
+        need_role=None,
         gitlab_factory=gitlab_factory,
         kube_factory=kube_factory,
     )
@@ -238,6 +237,13 @@ def rotate(
                 f"GITLAB_TOKEN lacks {SCOPE_MANAGE}: resetting with the runner's current "
                 "token (POST /runners/reset_authentication_token)"
             )
+    if decision == "skip" and not dry_run and _pod_is_behind(deploy, secret):
+        # An earlier rotation stored the token but did not roll the pod: do it now, or the
+        # runner keeps a revoked token in memory until it restarts.
+        config = secret_text(secret, "config.toml")
+        _roll(ctx, config_checksum(config, secret_text(secret, "ca.crt")))
+        result.reason += "; the runner pod was behind the Secret and was rolled"
+        report.info("The runner pod ran an older config than the Secret: rolled it")
     if decision == "skip" or dry_run:
         result.requests = requests_made(ctx)
         return result
@@ -277,11 +283,24 @@ def _store(ctx: Context, secret: dict[str, Any], new: NewToken) -> None:
             hint="rerun `bootstrap rotate` (or install): it finds the dead token and resets again",
             status=exc.status,
         ) from exc
-    checksum = config_checksum(config, secret_text(secret, "ca.crt"))
+    _roll(ctx, config_checksum(config, secret_text(secret, "ca.crt")))
+
+
+def _roll(ctx: Context, checksum: str) -> None:
+    """Set the pod template's config checksum: the Deployment rolls to the stored config."""
     patch = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": n.DEPLOYMENT, "namespace": ns},
+        "metadata": {"name": n.DEPLOYMENT, "namespace": ctx.settings.kubernetes.namespace},
         "spec": {"template": {"metadata": {"annotations": {n.ANNOTATION_CHECKSUM: checksum}}}},
     }
     ctx.kube.apply(patch, manager=n.ROTATE_FIELD_MANAGER)
+
+
+def _pod_is_behind(deploy: dict[str, Any] | None, secret: dict[str, Any]) -> bool:
+    """Whether the pod template's checksum differs from the Secret's config."""
+    if deploy is None:
+        return False
+    annotations = deploy["spec"]["template"]["metadata"].get("annotations") or {}
+    want = config_checksum(secret_text(secret, "config.toml"), secret_text(secret, "ca.crt"))
+    return bool(annotations.get(n.ANNOTATION_CHECKSUM) != want)

@@ -66,7 +66,8 @@ def schedule_variables(settings: Settings) -> dict[str, str]:
         "BOOTSTRAP_GROUP": settings.gitlab.group,
         "BOOTSTRAP_NAMESPACE": settings.kubernetes.namespace,
         "BOOTSTRAP_ROTATE_BEFORE": settings.rotation.rotate_before,
-        "BOOTSTRAP_RUNNER_TAGS": ",".join(settings.gitlab.tags),
+        # One of the runner's tags is enough for the job to land on it.
+        "BOOTSTRAP_RUNNER_TAG": settings.gitlab.tags[0] if settings.gitlab.tags else "",
     }
 
 

@@ -191,3 +191,22 @@ def test_the_stored_secret_never_reaches_a_configmap(target: Target) -> None:
         for token in tokens:
             assert token not in text
             assert base64.b64encode(token.encode()).decode() not in text
+
+
+def test_a_pod_left_behind_the_secret_is_rolled_even_when_no_rotation_is_due(
+    target: Target,
+) -> None:
+    target.gitlab.set_token_expiry(30 * DAY)
+    assert target.run("install").exit_code == 0
+    # A rotation stored its token, then failed to patch the Deployment.
+    target.kube.inject("500", match=("PATCH", r"/deployments/gitlab-runner$"))
+    target.kube.inject("500", match=("PATCH", r"/deployments/gitlab-runner$"))
+    target.kube.inject("500", match=("PATCH", r"/deployments/gitlab-runner$"))
+    assert target.run("rotate", "--force").exit_code == 4
+    assert not _checksum_matches(target)
+
+    result = target.run("rotate", "--if-expiring-within", "7d")
+
+    assert result.exit_code == 0, result.output
+    assert "rolled" in result.output
+    _assert_converged(target)
