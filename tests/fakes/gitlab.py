@@ -205,9 +205,7 @@ class Route:
 
     @classmethod
     def make(cls, method: str, pattern: str, handler: Handler, scopes: tuple[str, ...]) -> Route:
-        regex = re.compile(
-            "^" + re.sub(r":(\w+)", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$"
-        )
+        regex = re.compile("^" + re.sub(r":(\w+)", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$")
         return cls(method.upper(), pattern, handler, scopes, regex)
 
 
@@ -756,8 +754,12 @@ class FakeGitLab(FakeServer):
 
     def _get_version(self, call: Call) -> Response:
         return self.json(
-            {"version": self.version, "revision": "fake0000", "kas": {"enabled": False},
-             "enterprise": False}
+            {
+                "version": self.version,
+                "revision": "fake0000",
+                "kas": {"enabled": False},
+                "enterprise": False,
+            }
         )
 
     def _get_current_user(self, call: Call) -> Response:
@@ -893,8 +895,8 @@ class FakeGitLab(FakeServer):
             runner.access_level = args["access_level"]
         if "maximum_timeout" in args:
             value = args["maximum_timeout"]
-            runner.maximum_timeout = None if value in (None, "") else to_int(
-                value, "maximum_timeout"
+            runner.maximum_timeout = (
+                None if value in (None, "") else to_int(value, "maximum_timeout")
             )
         if "maintenance_note" in args:
             note = args["maintenance_note"]
@@ -981,12 +983,20 @@ class FakeGitLab(FakeServer):
         self._require_owner(call, runner)
         args = {k: v for k, v in call.args().items() if k != "id"}
         fields = (
-            "description", "active", "paused", "tag_list", "run_untagged", "locked",
-            "access_level", "maximum_timeout", "maintenance_note",
+            "description",
+            "active",
+            "paused",
+            "tag_list",
+            "run_untagged",
+            "locked",
+            "access_level",
+            "maximum_timeout",
+            "maintenance_note",
         )
         if not any(f in args for f in fields):
-            raise param_error(", ".join(fields) + " are missing, at least one parameter must "
-                              "be provided")
+            raise param_error(
+                ", ".join(fields) + " are missing, at least one parameter must be provided"
+            )
         if "paused" in args and "active" in args:
             raise param_error("active, paused are mutually exclusive")
         probe = copy.deepcopy(runner)

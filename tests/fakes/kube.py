@@ -28,15 +28,31 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Any
 from urllib.parse import unquote
 
 import yaml
 
+from tests.fakes.kubeapi import (
+    SERVER_VERSION,
+    KubeError,
+    access_review_spec_from_protobuf,
+    already_exists,
+    api_group,
+    bad_request,
+    conflict,
+    error_details,
+    invalid,
+    not_found,
+    openapi_v3_document,
+    render_table,
+    resource_list,
+    route_not_found,
+    timestamp,
+)
 from tests.fakes.kubemerge import (
     MISSING,
     PatchError,
@@ -50,6 +66,7 @@ from tests.fakes.kubemerge import (
     json_patch,
     label_selector,
     leaf_paths,
+    removable_paths,
     remove_path,
     strategic_merge_patch,
 )
@@ -57,6 +74,7 @@ from tests.fakes.kubetypes import (
     BUILTIN_GROUP_ORDER,
     BUILTIN_TYPES,
     DEFAULTERS,
+    IMAGECACHE_CRD,
     VALIDATORS,
     Cause,
     ResourceType,
@@ -68,141 +86,26 @@ from tests.fakes.server import FakeServer, RecordedRequest, Request, Response
 
 StoreKey = tuple[str, str, str, str]  # group, plural, namespace ("" when cluster-scoped), name
 
-SERVER_VERSION = {
-    "major": "1",
-    "minor": "37",
-    "gitVersion": "v1.37.0-fake",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.25.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 #: metadata fields the server owns; they never appear in managedFields.
 UNTRACKED_METADATA = frozenset(
     {
-        "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-        "managedFields", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
     }
 )
 SERVER_SET_METADATA = UNTRACKED_METADATA - {"name", "namespace"}
 CONTROLLER_MANAGER = "kube-controller-manager"
+DEFAULT_TOKEN = "fake-token"
 REVIEW_RESOURCES = ("selfsubjectaccessreviews",)
-
-
-def timestamp(moment: float | None = None) -> str:
-    """RFC 3339 in UTC, seconds precision, as Kubernetes writes it."""
-    when = datetime.fromtimestamp(moment if moment is not None else time.time(), UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(value: str) -> float:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
-def human_age(created: str | None) -> str:
-    """kubectl's AGE column: ``5s``, ``3m``, ``2h``, ``4d``."""
-    if not created:
-        return "<unknown>"
-    seconds = max(0, int(time.time() - parse_timestamp(created)))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-class KubeError(Exception):
-    """An API error, answered as a ``Status`` object."""
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        return Response.json(
-            self.code, status_body(self.code, self.reason, self.message, self.details), self.headers
-        )
-
-
-def status_body(
-    code: int, reason: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A ``meta/v1 Status`` object describing a failure."""
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details is not None:
-        body["details"] = details
-    return body
-
-
-def _details(rt: ResourceType, name: str) -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name}
-    if rt.group:
-        details["group"] = rt.group
-    details["kind"] = rt.plural
-    return details
-
-
-def not_found(rt: ResourceType, name: str) -> KubeError:
-    return KubeError(404, "NotFound", f'{rt.group_resource} "{name}" not found', _details(rt, name))
-
-
-def already_exists(rt: ResourceType, name: str) -> KubeError:
-    return KubeError(
-        409, "AlreadyExists", f'{rt.group_resource} "{name}" already exists', _details(rt, name)
-    )
-
-
-def conflict(rt: ResourceType, name: str) -> KubeError:
-    return KubeError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        _details(rt, name),
-    )
-
-
-def bad_request(message: str) -> KubeError:
-    return KubeError(400, "BadRequest", message)
-
-
-def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> KubeError:
-    group_kind = f"{kind}.{group}" if group else kind
-    parts = [f"{c.field}: {c.message}" for c in causes]
-    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    details: dict[str, Any] = {"name": name}
-    if group:
-        details["group"] = group
-    details["kind"] = kind
-    details["causes"] = [
-        {"reason": c.reason, "message": c.message, "field": c.field} for c in causes
-    ]
-    return KubeError(422, "Invalid", f'{group_kind} "{name}" is invalid: {summary}', details)
-
-
-def route_not_found() -> KubeError:
-    return KubeError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 def tracked(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -382,9 +285,7 @@ class FakeKube(FakeServer):
         with self.lock:
             self._required_token = token
 
-    def deny(
-        self, verb: str, resource: str, group: str = "", namespace: str | None = None
-    ) -> None:
+    def deny(self, verb: str, resource: str, group: str = "", namespace: str | None = None) -> None:
         """Deny ``verb`` on ``resource`` (``"*"`` wildcards; namespace None = everywhere).
 
         Denials answer SelfSubjectAccessReviews (``allowed: false``) and make the
@@ -402,7 +303,7 @@ class FakeKube(FakeServer):
         path: str | FilePath,
         context_name: str = "fake",
         *,
-        token: str = "fake-token",
+        token: str = DEFAULT_TOKEN,
         namespace: str | None = None,
     ) -> FilePath:
         """Write a kubeconfig (a token user) pointing at this server; returns its path."""
@@ -424,16 +325,17 @@ class FakeKube(FakeServer):
         self.kubeconfig_path = target
         return target
 
-    def objects(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+    def objects(
+        self, kind: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         """Deep copies of stored objects, optionally of one kind and/or namespace."""
         with self.lock:
-            found = [
+            return [
                 copy.deepcopy(obj)
                 for (_g, _p, ns, _n), obj in sorted(self._store.items())
                 if (kind is None or obj.get("kind") == kind)
                 and (namespace is None or ns == namespace)
             ]
-        return found
 
     def get_object(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -567,6 +469,7 @@ class FakeKube(FakeServer):
     # -- discovery ---------------------------------------------------------------------------
 
     def _group_versions(self) -> dict[str, list[str]]:
+        """Served API groups (not the core group) and their versions, in discovery order."""
         groups: dict[str, list[str]] = {}
         custom = sorted({t.group for t in self._types.values()} - set(BUILTIN_GROUP_ORDER) - {""})
         for group in (*BUILTIN_GROUP_ORDER, *custom):
@@ -575,49 +478,11 @@ class FakeKube(FakeServer):
                 groups[group] = versions
         return groups
 
-    def _api_group(self, group: str, versions: list[str]) -> dict[str, Any]:
-        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
-
-    def _resource_list(self, group: str, version: str) -> dict[str, Any] | None:
-        types = [t for t in self._types.values() if t.group == group and t.version == version]
-        if not types:
-            return None
-        resources = []
-        for t in sorted(types, key=lambda t: t.plural):
-            entry: dict[str, Any] = {
-                "name": t.plural,
-                "singularName": t.singular_name,
-                "namespaced": t.namespaced,
-                "kind": t.kind,
-                "verbs": list(t.verbs),
-            }
-            if t.short_names:
-                entry["shortNames"] = list(t.short_names)
-            if t.categories:
-                entry["categories"] = list(t.categories)
-            entry["storageVersionHash"] = hashlib.sha256(
-                f"{t.group}/{t.version}/{t.kind}".encode()
-            ).hexdigest()[:11]
-            resources.append(entry)
-            if t.status_subresource:
-                resources.append(
-                    {
-                        "name": f"{t.plural}/status",
-                        "singularName": "",
-                        "namespaced": t.namespaced,
-                        "kind": t.kind,
-                        "verbs": ["get", "patch", "update"],
-                    }
-                )
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": resources,
-        }
+    def _types_of(self, group: str, version: str) -> list[ResourceType]:
+        return [t for t in self._types.values() if t.group == group and t.version == version]
 
     def _discovery(self, parts: list[str]) -> dict[str, Any] | None:
+        """Legacy discovery; kubectl asks for the aggregated format first and accepts it."""
         if parts == ["api"]:
             return {
                 "kind": "APIVersions",
@@ -630,82 +495,44 @@ class FakeKube(FakeServer):
             return {
                 "kind": "APIGroupList",
                 "apiVersion": "v1",
-                "groups": [self._api_group(g, v) for g, v in self._group_versions().items()],
+                "groups": [api_group(g, v) for g, v in self._group_versions().items()],
             }
         if parts == ["api", "v1"]:
-            return self._resource_list("", "v1")
+            return resource_list("", "v1", self._types_of("", "v1"))
         if len(parts) == 2 and parts[0] == "apis":
             versions = self._group_versions().get(parts[1])
             if versions is None:
                 raise route_not_found()
-            return {"kind": "APIGroup", "apiVersion": "v1", **self._api_group(parts[1], versions)}
+            return {"kind": "APIGroup", "apiVersion": "v1", **api_group(parts[1], versions)}
         if len(parts) == 3 and parts[0] == "apis":
-            found = self._resource_list(parts[1], parts[2])
-            if found is None:
+            types = self._types_of(parts[1], parts[2])
+            if not types:
                 raise route_not_found()
-            return found
+            return resource_list(parts[1], parts[2], types)
         return None
 
     def _openapi(self, parts: list[str]) -> Response:
-        """A minimal OpenAPI v3: every PATCH declares ``fieldValidation``, nothing else.
-
-        kubectl checks there whether the server validates fields itself; without it,
-        kubectl falls back to client-side validation, which needs ``/openapi/v2``.
-        Patch operations declare no request body, so ``kubectl apply`` builds its
-        strategic merge patches from its compiled-in types instead of a schema.
-        """
+        """``/openapi/v3`` (an index and one document per group version); v2 is 404."""
         if parts == ["openapi", "v3"]:
             paths = {}
             for group, versions in {"": ["v1"], **self._group_versions()}.items():
                 for version in versions:
                     rel = f"apis/{group}/{version}" if group else f"api/{version}"
-                    digest = hashlib.sha256(json.dumps(self._openapi_doc(group, version)).encode())
-                    paths[rel] = {
-                        "serverRelativeURL": f"/openapi/v3/{rel}?hash={digest.hexdigest()[:32]}"
-                    }
+                    document = openapi_v3_document(group, version, self._types_of(group, version))
+                    digest = hashlib.sha256(json.dumps(document).encode()).hexdigest()[:32]
+                    paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={digest}"}
             return Response.json(200, {"paths": paths})
-        if len(parts) >= 4 and parts[:2] == ["openapi", "v3"]:
-            rest = parts[2:]
-            if rest[0] == "api" and len(rest) == 2:
-                return Response.json(200, self._openapi_doc("", rest[1]))
-            if rest[0] == "apis" and len(rest) == 3:
-                if rest[1] in self._group_versions():
-                    return Response.json(200, self._openapi_doc(rest[1], rest[2]))
+        rest = parts[2:] if parts[:2] == ["openapi", "v3"] else []
+        if len(rest) == 2 and rest[0] == "api":
+            group, version = "", rest[1]
+        elif len(rest) == 3 and rest[0] == "apis":
+            group, version = rest[1], rest[2]
+        else:
+            raise route_not_found()
+        types = self._types_of(group, version)
+        if types:
+            return Response.json(200, openapi_v3_document(group, version, types))
         raise route_not_found()
-
-    def _openapi_doc(self, group: str, version: str) -> dict[str, Any]:
-        base = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        query_params = [
-            {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-            for name in ("dryRun", "fieldManager", "fieldValidation")
-        ]
-        paths: dict[str, Any] = {}
-        for t in sorted(self._types.values(), key=lambda t: t.plural):
-            if t.group != group or t.version != version or "patch" not in t.verbs:
-                continue
-            gvk = {"group": group, "version": version, "kind": t.kind}
-            scope = f"{base}/namespaces/{{namespace}}" if t.namespaced else base
-            ok = {"200": {"description": "OK"}}
-            paths[f"{scope}/{t.plural}"] = {
-                "post": {"x-kubernetes-action": "post", "x-kubernetes-group-version-kind": gvk,
-                         "parameters": query_params, "responses": ok},
-            }
-            paths[f"{scope}/{t.plural}/{{name}}"] = {
-                "get": {"x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk,
-                        "responses": ok},
-                "put": {"x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk,
-                        "parameters": query_params, "responses": ok},
-                "patch": {"x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk,
-                          "parameters": [*query_params, {"name": "force", "in": "query",
-                                                         "schema": {"type": "boolean"}}],
-                          "responses": ok},
-            }
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes (fake)", "version": SERVER_VERSION["gitVersion"]},
-            "paths": paths,
-            "components": {"schemas": {}},
-        }
 
     # -- resource requests -------------------------------------------------------------------
 
@@ -749,7 +576,8 @@ class FakeKube(FakeServer):
             )
         if verb not in target.rt.verbs:
             raise KubeError(
-                405, "MethodNotAllowed",
+                405,
+                "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
         return verb
@@ -768,7 +596,7 @@ class FakeKube(FakeServer):
             "Forbidden",
             f'{subject} is forbidden: User "{self.username}" cannot {verb} resource '
             f'"{resource}" in API group "{rt.group}" {scope}',
-            _details(rt, target.name or ""),
+            error_details(rt, target.name or ""),
         )
 
     def _denied(self, verb: str, resource: str, group: str, namespace: str | None) -> bool:
@@ -816,6 +644,13 @@ class FakeKube(FakeServer):
 
     @staticmethod
     def _json_body(request: Request) -> dict[str, Any]:
+        if "protobuf" in request.content_type:
+            raise KubeError(
+                415,
+                "UnsupportedMediaType",
+                "the fake decodes protobuf only for SelfSubjectAccessReview - accepted media "
+                "types include: application/json",
+            )
         try:
             body = request.json()
         except ValueError as exc:
@@ -880,7 +715,7 @@ class FakeKube(FakeServer):
                 "Forbidden",
                 f'{rt.group_resource} "{name}" is forbidden: unable to create new content in '
                 f"namespace {namespace} because it is being terminated",
-                _details(rt, name),
+                error_details(rt, name),
             )
 
     # -- writes --------------------------------------------------------------------------------
@@ -926,9 +761,16 @@ class FakeKube(FakeServer):
         name = meta.get("name") or ""
         if not name:
             raise invalid(
-                rt.group, rt.kind, "",
-                [Cause("metadata.name", "Required value: name or generateName is required",
-                       "FieldValueRequired")],
+                rt.group,
+                rt.kind,
+                "",
+                [
+                    Cause(
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                        "FieldValueRequired",
+                    )
+                ],
             )
         if rt.namespaced:
             meta["namespace"] = namespace
@@ -985,28 +827,39 @@ class FakeKube(FakeServer):
         new = self._normalize(rt, new)
         self._validate(rt, live, new)
         entries = self._updated_entries(
-            rt, self._managed.get(target.key, []), live, new, manager, "Update",
+            rt,
+            self._managed.get(target.key, []),
+            live,
+            new,
+            manager,
+            "Update",
             target.subresource or "",
         )
         return self._commit(rt, target.key, live, new, entries, dry_run=dry_run)
 
-    def _patch(
-        self, request: Request, target: Target, manager: str, dry_run: bool
-    ) -> Response:
+    def _patch(self, request: Request, target: Target, manager: str, dry_run: bool) -> Response:
         ctype = request.content_type
         rt = target.rt
         if ctype == "application/apply-patch+yaml":
             if target.subresource:
                 raise KubeError(
-                    415, "UnsupportedMediaType",
+                    415,
+                    "UnsupportedMediaType",
                     "apply patches on subresources are not supported by the fake",
                 )
             return self._apply(request, target, dry_run)
         if "force" in request.query:
             raise invalid(
-                "meta.k8s.io", "PatchOptions", "",
-                [Cause("force", "Forbidden: may not be specified for non-apply patch",
-                       "FieldValueForbidden")],
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                [
+                    Cause(
+                        "force",
+                        "Forbidden: may not be specified for non-apply patch",
+                        "FieldValueForbidden",
+                    )
+                ],
             )
         accepted = [
             "application/json-patch+json",
@@ -1016,7 +869,8 @@ class FakeKube(FakeServer):
         ]
         if ctype not in accepted:
             raise KubeError(
-                415, "UnsupportedMediaType",
+                415,
+                "UnsupportedMediaType",
                 f"the body of the request was in an unknown format - accepted media types "
                 f"include: {', '.join(accepted)}",
             )
@@ -1046,9 +900,16 @@ class FakeKube(FakeServer):
         manager = request.query.get("fieldManager")
         if not manager:
             raise invalid(
-                "meta.k8s.io", "PatchOptions", "",
-                [Cause("fieldManager", "Required value: is required for apply patch",
-                       "FieldValueRequired")],
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                [
+                    Cause(
+                        "fieldManager",
+                        "Required value: is required for apply patch",
+                        "FieldValueRequired",
+                    )
+                ],
             )
         force = request.query.get("force", "").lower() in ("true", "1")
         try:
@@ -1101,16 +962,16 @@ class FakeKube(FakeServer):
         others_paths: set[Path] = set().union(*(e.paths for e in others))
         previous = mine.paths if mine else set()
         if live is None:
-            result: dict[str, Any] = {"apiVersion": rt.api_version, "kind": rt.kind,
-                                      "metadata": {"name": target.name}}
+            result: dict[str, Any] = {
+                "apiVersion": rt.api_version,
+                "kind": rt.kind,
+                "metadata": {"name": target.name},
+            }
             if rt.namespaced:
                 result["metadata"]["namespace"] = target.namespace
         else:
             result = copy.deepcopy(live)
-        for path in sorted(previous - applied_paths - others_paths, key=len, reverse=True):
-            inside = [p for p in others_paths if p[: len(path)] == path and p != path]
-            if path[-1].startswith("k:") and inside:
-                continue
+        for path in removable_paths(previous - applied_paths - others_paths, others_paths):
             remove_path(result, path)
         result = apply_merge(result, applied, key_for)
         result = self._normalize(rt, result)
@@ -1124,14 +985,19 @@ class FakeKube(FakeServer):
 
         present = leaf_paths(tracked(result), key_for)
         removed = leaf_paths(live_view, key_for) - present
+        if mine is not None and mine.paths == applied_paths:
+            updated = mine  # unchanged ownership keeps its timestamp
+        else:
+            updated = ManagedEntry(manager, "Apply", rt.api_version, timestamp(), applied_paths)
         kept = []
-        for entry in others:
+        for entry in entries:  # keep the order; the applier's entry stays in its place
+            if entry is mine:
+                continue
             entry.paths -= removed
             if entry.paths:
                 kept.append(entry)
-        if mine is None or mine.paths != applied_paths:
-            mine = ManagedEntry(manager, "Apply", rt.api_version, timestamp(), applied_paths)
-        kept.append(mine)
+        position = entries.index(mine) if mine is not None else len(kept)
+        kept.insert(min(position, len(kept)), updated)
         stored = self._commit(rt, key, live, result, kept, dry_run=dry_run)
         return Response.json(201 if live is None else 200, stored)
 
@@ -1140,22 +1006,25 @@ class FakeKube(FakeServer):
         rt: ResourceType, name: str, conflicts: list[tuple[str, Path]]
     ) -> KubeError:
         def dotted(path: Path) -> str:
-            return "".join(
-                f".{p[2:]}" if p.startswith("f:") else f"[{p[2:]}]" for p in path
-            )
+            return "".join(f".{p[2:]}" if p.startswith("f:") else f"[{p[2:]}]" for p in path)
 
         causes = [
-            {"reason": "FieldManagerConflict",
-             "message": f'conflict with "{manager}": {dotted(path)}',
-             "field": dotted(path)}
+            {
+                "reason": "FieldManagerConflict",
+                "message": f'conflict with "{manager}": {dotted(path)}',
+                "field": dotted(path),
+            }
             for manager, path in conflicts
         ]
         noun = "conflict" if len(causes) == 1 else "conflicts"
         listed = "\n".join(f"- {c['message']}" for c in causes)
-        details = {**_details(rt, name), "causes": causes}
+        details = {**error_details(rt, name), "causes": causes}
         return KubeError(
-            409, "Conflict", f"Apply failed with {len(causes)} {noun}: {listed}"
-            if len(causes) > 1 else f"Apply failed with 1 conflict: {causes[0]['message']}",
+            409,
+            "Conflict",
+            f"Apply failed with {len(causes)} {noun}: {listed}"
+            if len(causes) > 1
+            else f"Apply failed with 1 conflict: {causes[0]['message']}",
             details,
         )
 
@@ -1207,12 +1076,15 @@ class FakeKube(FakeServer):
         dry_run: bool,
     ) -> dict[str, Any]:
         """Store ``new`` unless nothing changed; bump resourceVersion and generation."""
+
         def ownership(items: list[ManagedEntry]) -> dict[tuple[str, str, str], set[Path]]:
             return {e.ident: e.paths for e in items}
 
-        if old is not None and _content(old) == _content(new) and ownership(
-            entries
-        ) == ownership(self._managed.get(key, [])):
+        if (
+            old is not None
+            and _content(old) == _content(new)
+            and ownership(entries) == ownership(self._managed.get(key, []))
+        ):
             return self._as_version(rt, old)
         meta = new["metadata"]
         if old is None:
@@ -1265,6 +1137,8 @@ class FakeKube(FakeServer):
             return Response.json(200, terminating)
         if not dry_run:
             self._remove(target.key, orphan=policy == "Orphan")
+        if rt.returns_deleted_object:
+            return Response.json(200, live)
         return Response.json(
             200,
             {
@@ -1272,7 +1146,7 @@ class FakeKube(FakeServer):
                 "apiVersion": "v1",
                 "metadata": {},
                 "status": "Success",
-                "details": {**_details(rt, target.name or ""), "uid": live["metadata"]["uid"]},
+                "details": {**error_details(rt, target.name or ""), "uid": live["metadata"]["uid"]},
             },
         )
 
@@ -1307,7 +1181,7 @@ class FakeKube(FakeServer):
                 timer.start()
         return stored
 
-    def _locked(self, action: Any) -> Any:
+    def _locked(self, action: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             with self.lock:
                 if not self.stopping.is_set():
@@ -1324,8 +1198,12 @@ class FakeKube(FakeServer):
                 self._remove((*rt.storage_key, meta.get("namespace", ""), meta["name"]))
         return Response.json(
             200,
-            {"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
-             "metadata": {"resourceVersion": str(self._rv)}, "items": items},
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": items,
+            },
         )
 
     def _remove(self, key: StoreKey, *, orphan: bool = False) -> None:
@@ -1389,58 +1267,31 @@ class FakeKube(FakeServer):
             metadata["remainingItemCount"] = len(items) - start - limit
         page = items[start : start + limit] if limit else items[start:]
         if self._wants_table(request):
-            return Response.json(200, self._table(request, rt, page, metadata))
+            include = request.query.get("includeObject", "Metadata")
+            return Response.json(200, render_table(rt, page, metadata, include))
         if rt.builtin:
             for item in page:
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
         return Response.json(
             200,
-            {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": metadata,
-             "items": page},
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": metadata,
+                "items": page,
+            },
         )
 
     def _object_response(self, request: Request, rt: ResourceType, obj: dict[str, Any]) -> Response:
         if self._wants_table(request):
-            return Response.json(200, self._table(request, rt, [obj], {}))
+            include = request.query.get("includeObject", "Metadata")
+            return Response.json(200, render_table(rt, [obj], {}, include))
         return Response.json(200, obj)
 
     @staticmethod
     def _wants_table(request: Request) -> bool:
         return "as=Table" in request.header("accept")
-
-    def _table(
-        self,
-        request: Request,
-        rt: ResourceType,
-        items: list[dict[str, Any]],
-        metadata: dict[str, Any],
-    ) -> dict[str, Any]:
-        """A ``meta.k8s.io/v1 Table`` like kubectl asks for: NAME, a few columns, AGE."""
-        extra = TABLE_COLUMNS.get(rt.kind, [])
-        columns = [
-            {"name": "Name", "type": "string", "format": "name", "priority": 0,
-             "description": "Name must be unique within a namespace."},
-            *({"name": title, "type": "string", "format": "", "priority": 0, "description": title}
-              for title, _ in extra),
-            {"name": "Age", "type": "string", "format": "", "priority": 0,
-             "description": "CreationTimestamp"},
-        ]
-        include = request.query.get("includeObject", "Metadata")
-        rows = []
-        for obj in items:
-            meta = obj.get("metadata", {})
-            cells = [meta.get("name"), *(cell(obj) for _, cell in extra),
-                     human_age(meta.get("creationTimestamp"))]
-            row: dict[str, Any] = {"cells": cells}
-            if include == "Object":
-                row["object"] = obj
-            elif include != "None":
-                row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                                 "metadata": meta}
-            rows.append(row)
-        return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
-                "columnDefinitions": columns, "rows": rows}
 
     def _watch(self, request: Request, target: Target) -> Response:
         rt = target.rt
@@ -1450,8 +1301,9 @@ class FakeKube(FakeServer):
             fields = field_selector(request.query.get("fieldSelector", ""))
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        timeout = min(float(request.query.get("timeoutSeconds") or self.watch_timeout),
-                      self.watch_timeout)
+        timeout = min(
+            float(request.query.get("timeoutSeconds") or self.watch_timeout), self.watch_timeout
+        )
         group, plural = rt.storage_key
 
         def wanted(key: StoreKey, obj: dict[str, Any]) -> bool:
@@ -1480,7 +1332,9 @@ class FakeKube(FakeServer):
                         "annotations": {"k8s.io/initial-events-end": "true"},
                     },
                 }
-                initial.append(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
+                initial.append(
+                    json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n"
+                )
             position = len(self._events)
         else:
             position = next(
@@ -1515,8 +1369,10 @@ class FakeKube(FakeServer):
         return json.dumps({"type": kind, "object": self._as_version(rt, obj)}).encode() + b"\n"
 
     def _review(self, request: Request) -> Response:
-        body = self._json_body(request)
-        spec = body.get("spec") or {}
+        if request.content_type == "application/vnd.kubernetes.protobuf":
+            spec = access_review_spec_from_protobuf(request.body)  # kubectl auth can-i
+        else:
+            spec = self._json_body(request).get("spec") or {}
         attrs = spec.get("resourceAttributes")
         allowed = True
         if attrs:
@@ -1527,7 +1383,8 @@ class FakeKube(FakeServer):
                 attrs.get("verb", ""), resource, attrs.get("group", ""), attrs.get("namespace")
             )
         status: dict[str, Any] = {"allowed": allowed}
-        status["reason"] = "allowed by the fake" if allowed else "denied by FakeKube.deny()"
+        if allowed:  # like RBAC: a reason when allowed, none when simply not allowed
+            status["reason"] = "allowed by the fake apiserver"
         return Response.json(
             201,
             {
@@ -1566,7 +1423,7 @@ class FakeKube(FakeServer):
                     self._remove(key)
 
     def _controller_status(
-        self, key: StoreKey, mutate: Any
+        self, key: StoreKey, mutate: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any] | None:
         """Write the status of a stored object as the controller manager would."""
         live = self._store.get(key)
@@ -1578,7 +1435,7 @@ class FakeKube(FakeServer):
         target = Target(rt, key[2] or None, key[3], "status")
         return self._update(target, live, new, CONTROLLER_MANAGER, dry_run=False)
 
-    def _schedule(self, delay: float, action: Any, rollout: _Rollout) -> None:
+    def _schedule(self, delay: float, action: Callable[[], None], rollout: _Rollout) -> None:
         timer = threading.Timer(delay, self._locked(action))
         timer.daemon = True
         rollout.timers.append(timer)
@@ -1607,10 +1464,18 @@ class FakeKube(FakeServer):
             "updatedReplicas": replicas,
             "unavailableReplicas": replicas,
             "conditions": [
-                _condition("Available", "False", "MinimumReplicasUnavailable",
-                           "Deployment does not have minimum availability."),
-                _condition("Progressing", "True", "ReplicaSetUpdated",
-                           f'ReplicaSet "{name}-{pod_hash}" is progressing.'),
+                _condition(
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                ),
+                _condition(
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    f'ReplicaSet "{name}-{pod_hash}" is progressing.',
+                ),
             ],
         }
         self._controller_status(key, lambda d: d.__setitem__("status", progressing))
@@ -1629,44 +1494,88 @@ class FakeKube(FakeServer):
         namespace, name = meta["namespace"], meta["name"]
         for key, obj in list(self._store.items()):
             refs = obj["metadata"].get("ownerReferences") or []
-            if key[:2] == ("apps", "replicasets") and any(r.get("uid") == meta["uid"] for r in refs):
+            if key[:2] == ("apps", "replicasets") and any(
+                r.get("uid") == meta["uid"] for r in refs
+            ):
                 self._remove(key)
         template = copy.deepcopy((deployment.get("spec") or {}).get("template") or {})
-        labels = {**(template.get("metadata") or {}).get("labels", {}),
-                  "pod-template-hash": pod_hash}
+        labels = {
+            **(template.get("metadata") or {}).get("labels", {}),
+            "pod-template-hash": pod_hash,
+        }
         rs_name = f"{name}-{pod_hash}"
-        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": meta["uid"],
-                 "controller": True, "blockOwnerDeletion": True}
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         rs_type = self._types[("apps", "v1", "replicasets")]
         selector = copy.deepcopy((deployment.get("spec") or {}).get("selector") or {})
         selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
         rs = self._create(
-            rs_type, namespace,
-            {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-             "metadata": {"name": rs_name, "labels": labels, "ownerReferences": [owner]},
-             "spec": {"replicas": replicas, "selector": selector,
-                      "template": {**template, "metadata": {**(template.get("metadata") or {}),
-                                                            "labels": labels}}}},
-            CONTROLLER_MANAGER, dry_run=False,
+            rs_type,
+            namespace,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {"name": rs_name, "labels": labels, "ownerReferences": [owner]},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": selector,
+                    "template": {
+                        **template,
+                        "metadata": {**(template.get("metadata") or {}), "labels": labels},
+                    },
+                },
+            },
+            CONTROLLER_MANAGER,
+            dry_run=False,
         )
+        rs_key = ("apps", "replicasets", namespace, rs_name)
+        rs_status = {
+            "replicas": replicas,
+            "fullyLabeledReplicas": replicas,
+            "observedGeneration": 1,
+        }
+        self._controller_status(rs_key, lambda r: r.__setitem__("status", rs_status))
         pod_type = self._types[("", "v1", "pods")]
-        rs_owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
-                    "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+        rs_owner = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": rs_name,
+            "uid": rs["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         for _ in range(replicas):
             pod = self._create(
-                pod_type, namespace,
-                {"apiVersion": "v1", "kind": "Pod",
-                 "metadata": {"name": f"{rs_name}-{secrets.token_hex(3)[:5]}", "labels": labels,
-                              "ownerReferences": [rs_owner]},
-                 "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "fake-node"}},
-                CONTROLLER_MANAGER, dry_run=False,
+                pod_type,
+                namespace,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"{rs_name}-{secrets.token_hex(3)[:5]}",
+                        "labels": labels,
+                        "ownerReferences": [rs_owner],
+                    },
+                    "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "fake-node"},
+                },
+                CONTROLLER_MANAGER,
+                dry_run=False,
             )
             pod_key = ("", "pods", namespace, pod["metadata"]["name"])
-            self._controller_status(pod_key, lambda p: p.__setitem__("status", _pod_status(p, False)))
+            self._controller_status(
+                pod_key, lambda p: p.__setitem__("status", _pod_status(p, False))
+            )
 
     def _pods_of(self, namespace: str, pod_hash: str) -> list[StoreKey]:
         return [
-            k for k, o in self._store.items()
+            k
+            for k, o in self._store.items()
             if k[:3] == ("", "pods", namespace)
             and (o["metadata"].get("labels") or {}).get("pod-template-hash") == pod_hash
         ]
@@ -1684,14 +1593,28 @@ class FakeKube(FakeServer):
                 o["metadata"]["name"]
                 for k, o in self._store.items()
                 if k[:3] == ("apps", "replicasets", key[2])
-                and any(r.get("uid") == deployment["metadata"]["uid"]
-                        for r in o["metadata"].get("ownerReferences") or [])
+                and any(
+                    r.get("uid") == deployment["metadata"]["uid"]
+                    for r in o["metadata"].get("ownerReferences") or []
+                )
             ),
             key[3],
         )
         pod_hash = rs_name.rsplit("-", 1)[-1]
+        rs_ready = {
+            "replicas": replicas,
+            "fullyLabeledReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "observedGeneration": 1,
+        }
+        self._controller_status(
+            ("apps", "replicasets", key[2], rs_name), lambda r: r.__setitem__("status", rs_ready)
+        )
         for pod_key in self._pods_of(key[2], pod_hash):
-            self._controller_status(pod_key, lambda p: p.__setitem__("status", _pod_status(p, True)))
+            self._controller_status(
+                pod_key, lambda p: p.__setitem__("status", _pod_status(p, True))
+            )
         ready = {
             "observedGeneration": generation,
             "replicas": replicas,
@@ -1699,10 +1622,18 @@ class FakeKube(FakeServer):
             "readyReplicas": replicas,
             "availableReplicas": replicas,
             "conditions": [
-                _condition("Available", "True", "MinimumReplicasAvailable",
-                           "Deployment has minimum availability."),
-                _condition("Progressing", "True", "NewReplicaSetAvailable",
-                           f'ReplicaSet "{rs_name}" has successfully progressed.'),
+                _condition(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                ),
+                _condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs_name}" has successfully progressed.',
+                ),
             ],
         }
         if replicas == 0:
@@ -1720,8 +1651,12 @@ class FakeKube(FakeServer):
             status["conditions"] = [
                 c for c in status.get("conditions", []) if c.get("type") != "Progressing"
             ] + [
-                _condition("Progressing", "False", "ProgressDeadlineExceeded",
-                           f'ReplicaSet "{key[3]}-{pod_hash}" has timed out progressing.'),
+                _condition(
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{key[3]}-{pod_hash}" has timed out progressing.',
+                ),
             ]
 
         self._controller_status(key, stuck)
@@ -1729,8 +1664,14 @@ class FakeKube(FakeServer):
 
 def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
     now = timestamp()
-    return {"type": kind, "status": status, "lastUpdateTime": now, "lastTransitionTime": now,
-            "reason": reason, "message": message}
+    return {
+        "type": kind,
+        "status": status,
+        "lastUpdateTime": now,
+        "lastTransitionTime": now,
+        "reason": reason,
+        "message": message,
+    }
 
 
 def _pod_status(pod: dict[str, Any], ready: bool) -> dict[str, Any]:
@@ -1738,9 +1679,14 @@ def _pod_status(pod: dict[str, Any], ready: bool) -> dict[str, Any]:
     now = timestamp()
     statuses = []
     for container in containers:
-        entry: dict[str, Any] = {"name": container.get("name"), "image": container.get("image"),
-                                 "imageID": "", "ready": ready, "restartCount": 0,
-                                 "started": ready}
+        entry: dict[str, Any] = {
+            "name": container.get("name"),
+            "image": container.get("image"),
+            "imageID": "",
+            "ready": ready,
+            "restartCount": 0,
+            "started": ready,
+        }
         entry["state"] = (
             {"running": {"startedAt": now}}
             if ready
@@ -1762,75 +1708,3 @@ def _pod_status(pod: dict[str, Any], ready: bool) -> dict[str, Any]:
         "containerStatuses": statuses,
         "qosClass": "BestEffort",
     }
-
-
-def _ready_cell(obj: dict[str, Any]) -> str:
-    status = obj.get("status") or {}
-    return f"{status.get('readyReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 1)}"
-
-
-def _pod_ready_cell(obj: dict[str, Any]) -> str:
-    statuses = (obj.get("status") or {}).get("containerStatuses") or []
-    return f"{sum(1 for s in statuses if s.get('ready'))}/{len(statuses)}"
-
-
-#: Extra kubectl columns (between NAME and AGE) per kind.
-TABLE_COLUMNS: dict[str, list[tuple[str, Any]]] = {
-    "Namespace": [("Status", lambda o: (o.get("status") or {}).get("phase", ""))],
-    "Secret": [
-        ("Type", lambda o: o.get("type", "")),
-        ("Data", lambda o: str(len(o.get("data") or {}))),
-    ],
-    "ConfigMap": [("Data", lambda o: str(len(o.get("data") or {})))],
-    "Deployment": [
-        ("Ready", _ready_cell),
-        ("Up-to-date", lambda o: str((o.get("status") or {}).get("updatedReplicas", 0))),
-        ("Available", lambda o: str((o.get("status") or {}).get("availableReplicas", 0))),
-    ],
-    "Pod": [
-        ("Ready", _pod_ready_cell),
-        ("Status", lambda o: (o.get("status") or {}).get("phase", "")),
-        ("Restarts", lambda o: "0"),
-    ],
-    "PersistentVolumeClaim": [
-        ("Status", lambda o: (o.get("status") or {}).get("phase", "")),
-        ("Volume", lambda o: (o.get("spec") or {}).get("volumeName", "")),
-    ],
-    "PersistentVolume": [
-        ("Capacity", lambda o: ((o.get("spec") or {}).get("capacity") or {}).get("storage", "")),
-        ("Reclaim Policy", lambda o: (o.get("spec") or {}).get("persistentVolumeReclaimPolicy", "")),
-        ("Status", lambda o: (o.get("status") or {}).get("phase", "")),
-    ],
-}
-
-#: The Alibaba Cloud ECI ImageCache CRD (cluster-scoped ``eci.alibabacloud.com/v1``).
-IMAGECACHE_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "imagecaches.eci.alibabacloud.com"},
-    "spec": {
-        "group": "eci.alibabacloud.com",
-        "scope": "Cluster",
-        "names": {
-            "plural": "imagecaches",
-            "singular": "imagecache",
-            "kind": "ImageCache",
-            "listKind": "ImageCacheList",
-            "shortNames": ["ic"],
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}

@@ -16,6 +16,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Path = tuple[str, ...]
@@ -177,7 +178,9 @@ def strategic_merge_patch(original: Any, patch: Any, key_for: KeyFor = builtin_k
     if directive == "delete":
         return None
     retain = patch.pop("$retainKeys", None)
-    orders = {k.split("/", 1)[1]: patch.pop(k) for k in list(patch) if k.startswith("$setElementOrder/")}
+    orders = {
+        k.split("/", 1)[1]: patch.pop(k) for k in list(patch) if k.startswith("$setElementOrder/")
+    }
     deletions = {
         k.split("/", 1)[1]: patch.pop(k)
         for k in list(patch)
@@ -244,11 +247,10 @@ def _reorder(field: str, items: list[Any], order: list[Any], key_for: KeyFor) ->
         (lambda v: v.get(key) if isinstance(v, dict) else v) if key else (lambda v: v)
     )
     wanted = [ident(o) for o in order]
-    ranked = sorted(
+    return sorted(
         items,
         key=lambda v: wanted.index(ident(v)) if ident(v) in wanted else len(wanted),
     )
-    return ranked
 
 
 # -- field paths (server-side apply) ------------------------------------------------------
@@ -343,6 +345,32 @@ def remove_path(obj: Any, path: Path) -> None:
         node = parent
 
 
+def removable_paths(candidates: set[Path], kept: set[Path]) -> list[Path]:
+    """The paths server-side apply may remove, deepest first.
+
+    A list item is removed whole (its fields are skipped) unless a path in ``kept``
+    lies inside it; an item's key field is never removed on its own.
+    """
+    chosen = []
+    for path in candidates:
+        if any(p[: len(path)] == path and p != path for p in kept):
+            continue  # someone else still owns something inside
+        inside_removed_item = any(
+            element.startswith("k:") and path[: n + 1] in candidates and n + 1 < len(path)
+            for n, element in enumerate(path)
+        )
+        if inside_removed_item:
+            continue
+        is_key_field = (
+            len(path) >= 2
+            and path[-2].startswith("k:")
+            and path[-1][2:] in json.loads(path[-2][2:])
+        )
+        if not is_key_field:
+            chosen.append(path)
+    return sorted(chosen, key=len, reverse=True)
+
+
 def apply_merge(live: Any, applied: Any, key_for: KeyFor) -> Any:
     """Merge an applied configuration into ``live`` (maps and keyed lists merge)."""
     if not isinstance(applied, dict) or not isinstance(live, dict):
@@ -362,9 +390,7 @@ def apply_merge(live: Any, applied: Any, key_for: KeyFor) -> Any:
         ):
             merged = list(current)
             for item in value:
-                index = next(
-                    (n for n, c in enumerate(merged) if c.get(key) == item.get(key)), None
-                )
+                index = next((n for n, c in enumerate(merged) if c.get(key) == item.get(key)), None)
                 if index is None:
                     merged.append(copy.deepcopy(item))
                 else:
@@ -424,48 +450,55 @@ def _split_requirements(selector: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
+@dataclass(frozen=True)
+class _Requirement:
+    """One requirement of a selector: ``key <op> values``."""
+
+    key: str
+    op: str  # "=", "!=", "in", "notin", "exists", "!exists"
+    values: frozenset[str] = frozenset()
+
+    def matches(self, value: str | None) -> bool:
+        if self.op in ("exists", "!exists"):
+            return (value is not None) == (self.op == "exists")
+        if self.op in ("=", "in"):
+            return value in self.values
+        return value not in self.values
+
+
+def _parse_label_requirement(text: str) -> _Requirement:
+    if match := _SET_RE.match(text):
+        _, key, op, raw = match.groups()
+        return _Requirement(key, op, frozenset(v.strip() for v in raw.split(",") if v.strip()))
+    if match := _EQ_RE.match(text):
+        key, op, value = match.groups()
+        return _Requirement(key, "!=" if op == "!=" else "=", frozenset({value}))
+    if match := _EXISTS_RE.match(text):
+        negate, key = match.groups()
+        return _Requirement(key, "!exists" if negate else "exists")
+    raise ValueError(f"unable to parse requirement: {text!r}")
+
+
 def label_selector(selector: str) -> Callable[[dict[str, str]], bool]:
-    """Compile ``k=v,k2!=v,k3 in (a,b),k4 notin (c),k5,!k6`` into a predicate."""
-    checks: list[Callable[[dict[str, str]], bool]] = []
-    for requirement in _split_requirements(selector):
-        if match := _SET_RE.match(requirement):
-            _, key, op, raw = match.groups()
-            values = {v.strip() for v in raw.split(",") if v.strip()}
-            if op == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
-        elif match := _EQ_RE.match(requirement):
-            key, op, value = match.groups()
-            if op == "!=":
-                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
-        elif match := _EXISTS_RE.match(requirement):
-            negate, key = match.groups()
-            checks.append(lambda labels, k=key, n=bool(negate): (k in labels) != n)
-        else:
-            raise ValueError(f"unable to parse requirement: {requirement!r}")
-    return lambda labels: all(check(labels) for check in checks)
+    """Compile ``k=v,k2!=v,k3 in (a,b),k4 notin (c),k5,!k6`` into a predicate on labels."""
+    requirements = [_parse_label_requirement(r) for r in _split_requirements(selector)]
+    return lambda labels: all(r.matches(labels.get(r.key)) for r in requirements)
+
+
+def _field_value(obj: dict[str, Any], path: str) -> str:
+    node: Any = obj
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return "" if node is None else str(node)
 
 
 def field_selector(selector: str) -> Callable[[dict[str, Any]], bool]:
-    """Compile ``metadata.name=x,metadata.namespace!=y`` (dotted paths, =, ==, !=)."""
-    checks: list[Callable[[dict[str, Any]], bool]] = []
-    for requirement in _split_requirements(selector):
-        match = re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", requirement)
+    """Compile ``metadata.name=x,metadata.namespace!=y`` into a predicate on objects."""
+    requirements = []
+    for text in _split_requirements(selector):
+        match = re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", text)
         if match is None:
-            raise ValueError(f"invalid field selector: {requirement!r}")
+            raise ValueError(f"invalid field selector: {text!r}")
         path, op, value = match.groups()
-
-        def lookup(obj: dict[str, Any], path: str = path) -> str:
-            node: Any = obj
-            for part in path.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            return "" if node is None else str(node)
-
-        if op == "!=":
-            checks.append(lambda obj, f=lookup, v=value: f(obj) != v)
-        else:
-            checks.append(lambda obj, f=lookup, v=value: f(obj) == v)
-    return lambda obj: all(check(obj) for check in checks)
+        requirements.append(_Requirement(path, "!=" if op == "!=" else "=", frozenset({value})))
+    return lambda obj: all(r.matches(_field_value(obj, r.key)) for r in requirements)

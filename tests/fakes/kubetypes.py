@@ -62,8 +62,21 @@ class ResourceType:
     @property
     def has_generation(self) -> bool:
         """Whether objects carry ``metadata.generation`` (kinds with a spec to observe)."""
-        return not self.builtin or self.group in ("apps", "apiextensions.k8s.io") or (
-            self.kind == "Pod"
+        return (
+            not self.builtin
+            or self.group in ("apps", "apiextensions.k8s.io")
+            or (self.kind == "Pod")
+        )
+
+    @property
+    def returns_deleted_object(self) -> bool:
+        """DELETE answers the object (not a Status) for these kinds, as the apiserver does."""
+        return self.group == "" and self.kind in (
+            "Pod",
+            "PersistentVolumeClaim",
+            "PersistentVolume",
+            "ServiceAccount",
+            "Service",
         )
 
     @property
@@ -72,7 +85,9 @@ class ResourceType:
         return (self.group, self.plural)
 
 
-def _rt(group: str, version: str, kind: str, plural: str, namespaced: bool, **kw: Any) -> ResourceType:
+def _rt(
+    group: str, version: str, kind: str, plural: str, namespaced: bool, **kw: Any
+) -> ResourceType:
     return ResourceType(group, version, kind, plural, namespaced, **kw)
 
 
@@ -82,25 +97,53 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("", "v1", "Secret", "secrets", True),
     _rt("", "v1", "ConfigMap", "configmaps", True, short_names=("cm",)),
     _rt(
-        "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True,
-        short_names=("pvc",), status_subresource=True,
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        True,
+        short_names=("pvc",),
+        status_subresource=True,
     ),
     _rt(
-        "", "v1", "PersistentVolume", "persistentvolumes", False,
-        short_names=("pv",), status_subresource=True,
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        False,
+        short_names=("pv",),
+        status_subresource=True,
     ),
     _rt(
-        "", "v1", "Pod", "pods", True, short_names=("po",), status_subresource=True,
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        short_names=("po",),
+        status_subresource=True,
         categories=("all",),
     ),
     _rt("", "v1", "Event", "events", True, short_names=("ev",)),
     _rt(
-        "apps", "v1", "Deployment", "deployments", True, short_names=("deploy",),
-        status_subresource=True, categories=("all",),
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        short_names=("deploy",),
+        status_subresource=True,
+        categories=("all",),
     ),
     _rt(
-        "apps", "v1", "ReplicaSet", "replicasets", True, short_names=("rs",),
-        status_subresource=True, categories=("all",),
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        True,
+        short_names=("rs",),
+        status_subresource=True,
+        categories=("all",),
     ),
     _rt("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _rt("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
@@ -108,12 +151,22 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     _rt("coordination.k8s.io", "v1", "Lease", "leases", True),
     _rt(
-        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
-        False, short_names=("crd", "crds"), status_subresource=True, categories=("api-extensions",),
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        short_names=("crd", "crds"),
+        status_subresource=True,
+        categories=("api-extensions",),
     ),
     _rt(
-        "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
-        False, verbs=("create",),
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        False,
+        verbs=("create",),
     ),
 )
 
@@ -185,7 +238,8 @@ def _name_causes(rt: ResourceType, name: str) -> list[Cause]:
         if len(name) > 63 or not DNS_LABEL.match(name):
             return [
                 invalid(
-                    "metadata.name", name,
+                    "metadata.name",
+                    name,
                     "a lowercase RFC 1123 label must consist of lower case alphanumeric "
                     "characters or '-', and must start and end with an alphanumeric character",
                 )
@@ -194,7 +248,8 @@ def _name_causes(rt: ResourceType, name: str) -> list[Cause]:
     if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         return [
             invalid(
-                "metadata.name", name,
+                "metadata.name",
+                name,
                 "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
                 "characters, '-' or '.', and must start and end with an alphanumeric character",
             )
@@ -209,7 +264,8 @@ def _qualified_key_causes(field: str, key: str) -> list[Cause]:
     if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
         return [
             invalid(
-                field, key,
+                field,
+                key,
                 "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
                 "start and end with an alphanumeric character",
             )
@@ -228,7 +284,8 @@ def metadata_causes(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
         elif value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
             causes.append(
                 invalid(
-                    "metadata.labels", value,
+                    "metadata.labels",
+                    value,
                     "a valid label must be an empty string or consist of alphanumeric "
                     "characters, '-', '_' or '.', and must start and end with an alphanumeric "
                     "character",
@@ -249,18 +306,26 @@ def _validate_secret(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Ca
     causes = []
     for key, value in (new.get("data") or {}).items():
         if not CONFIG_KEY.match(key):
-            causes.append(invalid("data", key, "a valid config key must consist of alphanumeric "
-                                  "characters, '-', '_' or '.'"))
+            causes.append(
+                invalid(
+                    "data",
+                    key,
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                )
+            )
         try:
             base64.b64decode(str(value), validate=True)
         except (binascii.Error, ValueError):
-            causes.append(invalid(f"data[{key}]", "<secret contents redacted>",
-                                  "illegal base64 data"))
+            causes.append(
+                invalid(f"data[{key}]", "<secret contents redacted>", "illegal base64 data")
+            )
     if old is not None:
         causes += _immutable("type", old.get("type"), new.get("type"))
         if old.get("immutable"):
             causes += _immutable(
-                "data", old.get("data"), new.get("data"),
+                "data",
+                old.get("data"),
+                new.get("data"),
                 "field is immutable when `immutable` is set",
             )
     return causes
@@ -268,8 +333,11 @@ def _validate_secret(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Ca
 
 def _validate_configmap(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Cause]:
     causes = [
-        invalid("data", key, "a valid config key must consist of alphanumeric characters, "
-                "'-', '_' or '.'")
+        invalid(
+            "data",
+            key,
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+        )
         for key in (new.get("data") or {})
         if not CONFIG_KEY.match(key)
     ]
@@ -307,8 +375,11 @@ def _validate_deployment(old: dict[str, Any] | None, new: dict[str, Any]) -> lis
     labels = (template.get("metadata") or {}).get("labels") or {}
     if selector and not _selector_matches(selector, labels):
         causes.append(
-            invalid("spec.template.metadata.labels", labels,
-                    "`selector` does not match template `labels`")
+            invalid(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
         )
     containers = (template.get("spec") or {}).get("containers") or []
     if not containers:
@@ -319,9 +390,7 @@ def _validate_deployment(old: dict[str, Any] | None, new: dict[str, Any]) -> lis
         if not container.get("image"):
             causes.append(required(f"spec.template.spec.containers[{n}].image"))
     if old is not None:
-        causes += _immutable(
-            "spec.selector", (old.get("spec") or {}).get("selector"), selector
-        )
+        causes += _immutable("spec.selector", (old.get("spec") or {}).get("selector"), selector)
     return causes
 
 
@@ -329,7 +398,9 @@ def _validate_rolebinding(old: dict[str, Any] | None, new: dict[str, Any]) -> li
     if not new.get("roleRef"):
         return [required("roleRef")]
     if old is not None:
-        return _immutable("roleRef", old.get("roleRef"), new.get("roleRef"), "cannot change roleRef")
+        return _immutable(
+            "roleRef", old.get("roleRef"), new.get("roleRef"), "cannot change roleRef"
+        )
     return []
 
 
@@ -341,11 +412,14 @@ def _validate_pvc(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Cause
     if not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
         causes.append(required("spec.resources[storage]"))
     if old is not None:
+
         def frozen(s: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in s.items() if k not in ("resources", "volumeName")}
 
         causes += _immutable(
-            "spec", frozen(old.get("spec") or {}), frozen(spec),
+            "spec",
+            frozen(old.get("spec") or {}),
+            frozen(spec),
             "spec is immutable after creation except resources.requests and "
             "volumeAttributesClassName for bound claims",
         )
@@ -365,7 +439,9 @@ def _validate_crd(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Cause
     if not spec.get("versions"):
         causes.append(required("spec.versions"))
     elif sum(1 for v in spec["versions"] if v.get("storage")) != 1:
-        causes.append(invalid("spec.versions", "", "must have exactly one version marked as storage version"))
+        causes.append(
+            invalid("spec.versions", "", "must have exactly one version marked as storage version")
+        )
     name = (new.get("metadata") or {}).get("name")
     if names.get("plural") and spec.get("group") and name != f"{names['plural']}.{spec['group']}":
         causes.append(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
@@ -496,6 +572,8 @@ def initial_status(rt: ResourceType, obj: dict[str, Any], timestamp: str) -> dic
         }
     if key == ("", "PersistentVolume"):
         return {"phase": "Available"}
+    if key == ("apps", "ReplicaSet"):
+        return {"replicas": 0}
     if key == ("apiextensions.k8s.io", "CustomResourceDefinition"):
         spec = obj.get("spec") or {}
         return crd_status(spec, timestamp)
@@ -508,10 +586,51 @@ def crd_status(spec: dict[str, Any], timestamp: str) -> dict[str, Any]:
     return {
         "acceptedNames": dict(spec.get("names") or {}),
         "conditions": [
-            {**condition, "type": "NamesAccepted", "reason": "NoConflicts",
-             "message": "no conflicts found"},
-            {**condition, "type": "Established", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted"},
+            {
+                **condition,
+                "type": "NamesAccepted",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+            },
+            {
+                **condition,
+                "type": "Established",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+            },
         ],
         "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")],
     }
+
+
+#: The Alibaba Cloud ECI ImageCache CRD (cluster-scoped ``eci.alibabacloud.com/v1``).
+IMAGECACHE_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "imagecaches.eci.alibabacloud.com"},
+    "spec": {
+        "group": "eci.alibabacloud.com",
+        "scope": "Cluster",
+        "names": {
+            "plural": "imagecaches",
+            "singular": "imagecache",
+            "kind": "ImageCache",
+            "listKind": "ImageCacheList",
+            "shortNames": ["ic"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
