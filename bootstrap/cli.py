@@ -336,7 +336,9 @@ def status(**params: Any) -> None:
 
 
 def _stdin_is_terminal() -> bool:
-    return click.get_text_stream("stdin").isatty()
+    import sys
+
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)

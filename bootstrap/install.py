@@ -18,61 +18,41 @@ Kubernetes applies are sent with ``dryRun=All``.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from bootstrap.config import Settings
-from bootstrap.errors import GitLabError, KubeError, WaitTimeout
-from bootstrap.gitlab import (
-    ACCESS_NAMES,
-    OWNER,
-    SCOPE_CREATE,
-    SCOPE_MANAGE,
-    GitLab,
-    NewToken,
-    Runner,
-    TokenInfo,
-    redact_token,
-)
+from bootstrap.errors import KubeError
+from bootstrap.gitlab import GitLab, NewToken, Runner
 from bootstrap.inputs import load_credentials
-from bootstrap.kube import IMAGE_CACHE_GROUP_VERSION, Kube
-from bootstrap.plan import Change, decide, diff, with_applied_hash
-from bootstrap.render import KubeObject, Rendered, render
+from bootstrap.kube import Kube
+from bootstrap.plan import Change, decide, diff
+from bootstrap.render import KubeObject
 from bootstrap.render import names as n
-from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
-from bootstrap.render.runner_config import config_token
-
-ANNOTATION_RUNNER_ID = n.ANNOTATION_RUNNER_ID
-ANNOTATION_EXPIRES = n.ANNOTATION_EXPIRES
-PARALLELISM = 8
-
-
-class Reporter(Protocol):
-    """Where a workflow tells the user what it does (the CLI decides how to show it)."""
-
-    def info(self, message: str) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-    def progress(self, message: str) -> None: ...
-
-
-class QuietReporter:
-    """A reporter that drops everything (library use, tests)."""
-
-    def info(self, message: str) -> None:
-        del message
-
-    def warn(self, message: str) -> None:
-        del message
-
-    def progress(self, message: str) -> None:
-        del message
-
+from bootstrap.render.credentials import PLACEHOLDER_TOKEN
+from bootstrap.report import QuietReporter, Reporter
+from bootstrap.workflow import (
+    IMAGE_CACHE_MISSING,
+    Context,
+    Stored,
+    access_review,
+    connect,
+    find_marked_runner,
+    image_cache_supported,
+    image_cache_wanted,
+    parallel,
+    read_live,
+    read_namespace,
+    read_stored,
+    render_objects,
+    requests_made,
+    runner_attributes,
+    runner_drift,
+    wait_online,
+    wait_rollout,
+)
 
 RunnerActionName = Literal["create", "reuse", "reset"]
 
@@ -106,19 +86,6 @@ class RunnerPlan:
 
 
 @dataclass
-class Stored:
-    """What the config Secret tells about the runner (the token is never printed)."""
-
-    token: str = ""
-    runner_id: int | None = None
-    expires_at: str | None = None
-
-    def __repr__(self) -> str:
-        shown = redact_token(self.token) if self.token else ""
-        return f"Stored(runner_id={self.runner_id}, token={shown})"
-
-
-@dataclass
 class InstallResult:
     """The outcome (or, with dry_run, the plan) of an install."""
 
@@ -147,146 +114,6 @@ class InstallResult:
             "warnings": self.warnings,
             "requests": self.requests,
         }
-
-
-@dataclass
-class Context:
-    """The connections and facts a workflow shares."""
-
-    settings: Settings
-    gitlab: GitLab
-    kube: Kube
-    group_id: int
-    reporter: Reporter
-    token_info: TokenInfo | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.reporter.warn(message)
-
-
-# --- connecting -----------------------------------------------------------------------------
-
-
-def connect(
-    settings: Settings,
-    token: str,
-    *,
-    reporter: Reporter,
-    need_scopes: tuple[str, ...] = (SCOPE_CREATE, SCOPE_MANAGE),
-    require_owner: bool = True,
-    gitlab_factory: Callable[..., GitLab] = GitLab,
-    kube_factory: Callable[..., Kube] = Kube,
-) -> Context:
-    """Open both connections and run the GitLab preflight (scopes, group, Owner role)."""
-    kube = kube_factory(
-        kubeconfig=settings.kubernetes.kubeconfig or None,
-        context=settings.kubernetes.context or None,
-    )
-    if not settings.kubernetes.cluster_name:
-        # The cluster's name in the runner marker and system id: the context, as kubectl shows.
-        kubernetes = settings.kubernetes.model_copy(update={"cluster_name": kube.context_name})
-        settings = settings.model_copy(update={"kubernetes": kubernetes})
-    gl = gitlab_factory(settings.gitlab.url, token, ca_file=settings.gitlab.ca_file or None)
-    info = gl.token_info()
-    missing = [scope for scope in need_scopes if not info.has(scope)]
-    if missing:
-        raise GitLabError(
-            f"GITLAB_TOKEN lacks the {' and '.join(missing)} "
-            f"scope{'s' if len(missing) > 1 else ''}",
-            hint="create a token with the scopes " + ", ".join(need_scopes),
-        )
-    user_id, username, is_admin = gl.current_user()
-    group = gl.group(settings.gitlab.group)
-    if require_owner and not is_admin:
-        level = gl.access_level(group.id, user_id)
-        if level < OWNER:
-            role = ACCESS_NAMES.get(level, "not a member")
-            raise GitLabError(
-                f"{username} is {role if level else 'not a member'} of {group.full_path}; "
-                "creating and managing a group runner needs the Owner role",
-                hint=f"use a token of an Owner of {group.full_path}",
-            )
-    return Context(
-        settings=settings,
-        gitlab=gl,
-        kube=kube,
-        group_id=group.id,
-        reporter=reporter,
-        token_info=info,
-    )
-
-
-# --- reading state --------------------------------------------------------------------------
-
-
-def secret_text(secret: dict[str, Any], key: str) -> str:
-    """One value of a Secret's data, decoded ('' when missing or not text)."""
-    data = (secret.get("data") or {}).get(key)
-    if not data:
-        return ""
-    try:
-        return base64.b64decode(data).decode()
-    except (ValueError, UnicodeDecodeError):
-        return ""
-
-
-def read_stored(secret: dict[str, Any] | None) -> Stored:
-    """The runner token and id kept in the config Secret."""
-    if not secret:
-        return Stored()
-    annotations = secret.get("metadata", {}).get("annotations") or {}
-    raw_id = annotations.get(ANNOTATION_RUNNER_ID, "")
-    token = config_token(secret_text(secret, "config.toml"))
-    return Stored(
-        token="" if token == PLACEHOLDER_TOKEN else token,
-        runner_id=int(raw_id) if raw_id.isdigit() else None,
-        expires_at=annotations.get(ANNOTATION_EXPIRES) or None,
-    )
-
-
-def runner_attributes(settings: Settings) -> dict[str, Any]:
-    """The runner's attributes in GitLab, as this tool sets them."""
-    note = settings.gitlab.maintenance_note.strip()
-    marker = n.runner_marker(settings)
-    attributes: dict[str, Any] = {
-        "description": n.runner_description(settings),
-        "tag_list": sorted(settings.gitlab.tags),
-        "run_untagged": settings.gitlab.run_untagged,
-        "locked": settings.gitlab.locked,
-        "access_level": settings.gitlab.access_level,
-        "paused": settings.gitlab.paused,
-        "maintenance_note": f"{note}\n{marker}" if note else marker,
-    }
-    if settings.gitlab.maximum_timeout:
-        attributes["maximum_timeout"] = settings.gitlab.maximum_timeout
-    return attributes
-
-
-def runner_drift(runner: Runner, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The attributes whose live value differs from what we want."""
-    live = {
-        "description": runner.description,
-        "tag_list": sorted(runner.tag_list),
-        "run_untagged": runner.run_untagged,
-        "locked": runner.locked,
-        "access_level": runner.access_level,
-        "paused": runner.paused,
-        "maintenance_note": runner.maintenance_note,
-        "maximum_timeout": runner.maximum_timeout,
-    }
-    return {k: v for k, v in wanted.items() if live.get(k) != v}
-
-
-def find_marked_runner(ctx: Context) -> Runner | None:
-    """Our runner among the group's, by the marker in its maintenance note."""
-    marker = n.runner_marker(ctx.settings)
-    for listed in ctx.gitlab.group_runners(ctx.group_id):
-        runner = ctx.gitlab.runner(listed.id)
-        if runner and marker in runner.maintenance_note:
-            return runner
-    return None
 
 
 def plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
@@ -334,43 +161,6 @@ def execute_runner(ctx: Context, plan: RunnerPlan) -> NewToken | None:
 # --- the workflow ---------------------------------------------------------------------------
 
 
-def _parallel(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-    if len(items) <= 1:
-        return [func(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(PARALLELISM, len(items))) as pool:
-        return list(pool.map(func, items))
-
-
-def desired_objects(
-    rendered: Rendered, runner_id: int | None, expires_at: str | None
-) -> list[KubeObject]:
-    """The rendered objects, stamped with their hash and (config Secret) the runner's id."""
-    stamped = []
-    for obj in rendered.objects:
-        body = obj.body
-        if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET:
-            body = {**body, "metadata": {**body["metadata"]}}
-            annotations = {ANNOTATION_RUNNER_ID: str(runner_id or "")}
-            if expires_at:
-                annotations[ANNOTATION_EXPIRES] = expires_at
-            body["metadata"]["annotations"] = annotations
-        stamped.append(KubeObject(body=with_applied_hash(body), wave=obj.wave))
-    return stamped
-
-
-def read_live(
-    ctx: Context, objects: list[KubeObject], namespace_exists: bool
-) -> dict[str, dict[str, Any] | None]:
-    """The live version of each object (None when missing), read in parallel."""
-
-    def read(obj: KubeObject) -> tuple[str, dict[str, Any] | None]:
-        if obj.namespace and not namespace_exists:
-            return obj.ref, None
-        return obj.ref, ctx.kube.get(obj.kind, obj.name, obj.namespace)
-
-    return dict(_parallel(read, objects))
-
-
 def check_permissions(ctx: Context, changes: list[Change]) -> None:
     """SelfSubjectAccessReview for each verb the changes need; all refusals at once."""
     needed = sorted(
@@ -378,8 +168,8 @@ def check_permissions(ctx: Context, changes: list[Change]) -> None:
         | {("create", c.obj.kind) for c in changes if c.action == "create"}
     )
     namespace = ctx.settings.kubernetes.namespace
-    allowed = _parallel(lambda pair: ctx.kube.can(pair[0], pair[1], namespace), needed)
-    refused = [f"{verb} {kind}" for (verb, kind), ok in zip(needed, allowed, strict=True) if not ok]
+    reviewed = access_review(ctx.kube, needed, namespace)
+    refused = [f"{verb} {kind}" for verb, kind, ok in reviewed if not ok]
     if refused:
         raise KubeError(
             f"the current Kubernetes user may not: {', '.join(refused)} (namespace {namespace})",
@@ -424,25 +214,15 @@ def install(
     settings = ctx.settings
     kube, ns = ctx.kube, settings.kubernetes.namespace
 
-    namespace_exists = True
-    try:
-        namespace_exists = kube.get("Namespace", ns) is not None
-    except KubeError as exc:
-        if exc.status != 403:
-            raise
+    namespace_exists, _ = read_namespace(kube, ns)
     if not namespace_exists and not settings.kubernetes.create_namespace:
         raise KubeError(
             f"namespace {ns} does not exist and kubernetes.create_namespace is false",
             hint="create it, or set create_namespace = true",
         )
-    image_cache_ok = False
-    if settings.profile == "eci" and settings.image_cache.enabled:
-        image_cache_ok = kube.serves(IMAGE_CACHE_GROUP_VERSION, "imagecaches")
-        if not image_cache_ok:
-            ctx.warn(
-                "the cluster does not serve ImageCache (eci.alibabacloud.com/v1): skipping the "
-                "image cache (install ACK's virtual-node component to get it)"
-            )
+    image_cache_ok = image_cache_supported(kube, settings)
+    if image_cache_wanted(settings) and not image_cache_ok:
+        ctx.warn(IMAGE_CACHE_MISSING)
 
     secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
     stored = read_stored(secret)
@@ -456,7 +236,7 @@ def install(
     expires = (
         runner_plan.runner.token_expires_at if runner_plan.runner else None
     ) or stored.expires_at
-    objects = _render_objects(
+    objects = render_objects(
         settings, local, plan_token, runner_plan.runner_id, expires, image_cache_ok
     )
     live = read_live(ctx, objects, namespace_exists)
@@ -477,7 +257,7 @@ def install(
 
     new_token = execute_runner(ctx, runner_plan)
     if new_token is not None:
-        objects = _render_objects(
+        objects = render_objects(
             settings,
             local,
             new_token.token,
@@ -526,19 +306,6 @@ def install(
     return result
 
 
-def _render_objects(
-    settings: Settings,
-    local: Credentials,
-    token: str,
-    runner_id: int | None,
-    expires_at: str | None,
-    image_cache_ok: bool,
-) -> list[KubeObject]:
-    creds = Credentials(**{**local.__dict__, "runner_token": token})
-    rendered = render(settings, creds, image_cache_supported=image_cache_ok)
-    return desired_objects(rendered, runner_id, expires_at)
-
-
 def _change(obj: KubeObject, live: dict[str, Any] | None, runner_plan: RunnerPlan) -> Change:
     action = decide(obj.body, live)
     if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET and runner_plan.action != "reuse":
@@ -561,48 +328,4 @@ def _apply(ctx: Context, changes: list[Change], *, dry_run: bool, namespace_exis
                 verb = "Created" if change.action == "create" else "Updated"
                 ctx.reporter.info(f"{verb} {change.ref}")
 
-        _parallel(apply, by_wave[wave])
-
-
-def wait_rollout(ctx: Context, deadline: float) -> str:
-    ns = ctx.settings.kubernetes.namespace
-    verdict = ctx.kube.wait_rollout(
-        n.DEPLOYMENT, ns, deadline=deadline, on_progress=ctx.reporter.progress
-    )
-    if verdict.failed:
-        raise WaitTimeout(
-            f"rollout of deployment/{n.DEPLOYMENT} failed: {verdict.message}",
-            hint=f"kubectl -n {ns} describe deployment {n.DEPLOYMENT}; kubectl -n {ns} get events",
-        )
-    if not verdict.done:
-        raise WaitTimeout(
-            f"timed out waiting for the rollout: {verdict.message}",
-            hint=f"raise --timeout, or check: kubectl -n {ns} get pods",
-        )
-    return verdict.message
-
-
-def wait_online(ctx: Context, runner_id: int, deadline: float) -> bool:
-    delay = 1.0
-    while True:
-        runner = ctx.gitlab.runner(runner_id)
-        status = runner.status if runner else "missing"
-        if status == "online":
-            ctx.reporter.info(f"Runner #{runner_id} is online")
-            return True
-        ctx.reporter.progress(f"Waiting for runner #{runner_id} to come online (status: {status})")
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(
-                f"timed out waiting for runner #{runner_id} to come online (status: {status})",
-                hint=f"kubectl -n {ctx.settings.kubernetes.namespace} logs "
-                f"deployment/{n.DEPLOYMENT}",
-            )
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 10.0)
-
-
-def requests_made(ctx: Context) -> dict[str, dict[str, int]]:
-    return {
-        "gitlab": {"reads": ctx.gitlab.calls.reads, "writes": ctx.gitlab.calls.writes},
-        "kubernetes": {"reads": ctx.kube.calls.reads, "writes": ctx.kube.calls.writes},
-    }
+        parallel(apply, by_wave[wave])

@@ -8,10 +8,11 @@ idempotent and retried on 429/5xx/connection errors; everything else is raised a
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,20 +280,53 @@ class Kube:
         )
         return self._check(status, result, what)
 
-    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
-        """Delete an object (background propagation). False when it was already gone."""
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, *, dry_run: bool = False
+    ) -> bool:
+        """Delete an object (background propagation). False when it was already gone.
+
+        ``dry_run`` sends ``dryRun=All``: the API server checks the request (permissions
+        included) and deletes nothing.
+        """
         k = kind_of(kind)
         what = f"delete {kind}/{name}"
+        query = {"propagationPolicy": "Background"}
+        if dry_run:
+            query["dryRun"] = "All"
         status, body = self.request(
             "DELETE",
             k.path(name, namespace if k.namespaced else None),
-            query={"propagationPolicy": "Background"},
+            query=query,
             what=what,
         )
         if status == 404:
             return False
         self._check(status, body, what, ok=(200, 202))
         return True
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create an object; None when one of that name already exists (409 AlreadyExists)."""
+        k = kind_of(str(body["kind"]))
+        meta = body["metadata"]
+        what = f"create {k.kind}/{meta['name']}"
+        status, result = self.request(
+            "POST", k.path(None, meta.get("namespace")), body=body, what=what, retry=False
+        )
+        if status == 409:
+            return None
+        return self._check(status, result, what)
+
+    def replace(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Replace an object guarded by its resourceVersion; None on a conflict (409)."""
+        k = kind_of(str(body["kind"]))
+        meta = body["metadata"]
+        what = f"update {k.kind}/{meta['name']}"
+        status, result = self.request(
+            "PUT", k.path(meta["name"], meta.get("namespace")), body=body, what=what, retry=False
+        )
+        if status == 409:
+            return None
+        return self._check(status, result, what)
 
     # --- cluster facts ------------------------------------------------------------------
 
@@ -331,6 +365,45 @@ class Kube:
         )
         return bool(self._check(status, body, what).get("status", {}).get("allowed"))
 
+    def rules(self, namespace: str) -> tuple[builtins.list[dict[str, Any]], bool]:
+        """SelfSubjectRulesReview: (resource rules, incomplete) for the user in ``namespace``.
+
+        One request answers for every verb and resource; ``incomplete`` means an authorizer
+        could not list its rules (ask :meth:`can` for what the rules do not allow).
+        """
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        }
+        what = "list the permissions of the current user"
+        status, body = self.request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            body=review,
+            what=what,
+            read_only=True,
+        )
+        if status == 404:
+            return [], True
+        result = self._check(status, body, what).get("status") or {}
+        return list(result.get("resourceRules") or []), bool(result.get("incomplete"))
+
+    def allowed(
+        self, pairs: Iterable[tuple[str, str]], namespace: str
+    ) -> dict[tuple[str, str], bool]:
+        """Whether each (verb, kind) is allowed: one rules review, then an access review for
+        each pair the rules do not grant (the rules list only grants, and may be incomplete).
+        """
+        rules, _incomplete = self.rules(namespace)
+        verdict: dict[tuple[str, str], bool] = {}
+        for verb, kind in pairs:
+            k = kind_of(kind)
+            verdict[(verb, kind)] = any(_grants(rule, verb, k.group, k.plural) for rule in rules)
+        for pair in [p for p, ok in verdict.items() if not ok]:
+            verdict[pair] = self.can(pair[0], pair[1], namespace)
+        return verdict
+
     # --- waiting ------------------------------------------------------------------------
 
     def rollout_status(self, name: str, namespace: str) -> RolloutStatus:
@@ -360,6 +433,17 @@ class Kube:
                 return verdict
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
             poll = min(poll * 1.5, 5.0)
+
+
+def _grants(rule: dict[str, Any], verb: str, group: str, resource: str) -> bool:
+    """Whether one RBAC resource rule (without resourceNames) grants verb on resource."""
+    if rule.get("resourceNames"):
+        return False
+    return (
+        bool({"*", verb} & set(rule.get("verbs") or []))
+        and bool({"*", group} & set(rule.get("apiGroups") or []))
+        and bool({"*", resource} & set(rule.get("resources") or []))
+    )
 
 
 def rollout_verdict(deploy: dict[str, Any]) -> RolloutStatus:

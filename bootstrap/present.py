@@ -126,7 +126,9 @@ def status_text(result: StatusResult) -> str:
     else:
         lines.append("Drift: none (install would change nothing in the cluster)")
     if result.runner_drift:
-        lines.append(f"Runner settings changed in GitLab: {', '.join(result.runner_drift)}")
+        lines.append(
+            f"Runner attributes that differ from the settings: {', '.join(result.runner_drift)}"
+        )
     if result.healthy:
         lines.append("Healthy.")
     else:
@@ -150,6 +152,8 @@ def uninstall_text(result: UninstallResult) -> str:
             "Nothing left to uninstall: no runner in GitLab and no object to delete in "
             f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
         )
+    if result.cancelled:
+        return "Cancelled: nothing was changed.\n"
     lines = []
     runner = result.runner
     deleted = result.done
@@ -168,9 +172,7 @@ def uninstall_text(result: UninstallResult) -> str:
         lines.append(f"  {sign} {d.ref:<48} {what}{reason}")
     runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
     count = f"{runner_part}{len(result.deletions)} objects"
-    if result.cancelled:
-        lines.append("Cancelled: nothing was changed.")
-    elif result.dry_run:
+    if result.dry_run:
         lines.append(
             f"Plan: delete {count}, keep {len(result.kept)}. Dry run: nothing was changed."
         )

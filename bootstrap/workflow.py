@@ -1,6 +1,6 @@
 """What the workflows share: the connections, and reading what GitLab and the cluster hold.
 
-``install``, ``status``, ``uninstall`` and ``doctor`` open the same two connections, run
+``install``, ``rotate``, ``status``, ``uninstall`` and ``doctor`` open the same connections, run
 the same GitLab preflight, read the runner id and token kept in the config Secret, find our
 runner in GitLab by the marker in its maintenance note, and render the objects ``install``
 applies, stamped the same way. Each workflow module keeps only its own sequence.
@@ -9,14 +9,14 @@ applies, stamped the same way. Each workflow module keeps only its own sequence.
 from __future__ import annotations
 
 import base64
-import tomllib
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap.config import Settings
-from bootstrap.errors import GitLabError, KubeError
+from bootstrap.errors import GitLabError, KubeError, WaitTimeout
 from bootstrap.gitlab import (
     ACCESS_NAMES,
     OWNER,
@@ -33,11 +33,14 @@ from bootstrap.plan import with_applied_hash
 from bootstrap.render import KubeObject, Rendered, render
 from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.runner_config import config_token
 from bootstrap.report import Reporter
 
-ANNOTATION_RUNNER_ID = "gitlab-eci-bootstrap/runner-id"
-ANNOTATION_EXPIRES = "gitlab-eci-bootstrap/token-expires-at"
 PARALLELISM = 8
+IMAGE_CACHE_MISSING = (
+    "the cluster does not serve ImageCache (eci.alibabacloud.com/v1): skipping the image cache "
+    "(install ACK's virtual-node component to get it)"
+)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Context:
     kube: Kube
     group_id: int
     reporter: Reporter
+    token_info: TokenInfo | None = None
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
@@ -72,7 +76,9 @@ class Context:
 # --- connecting -----------------------------------------------------------------------------
 
 
-def open_kube(settings: Settings, kube_factory: Callable[..., Kube] = Kube) -> tuple[Settings, Kube]:
+def open_kube(
+    settings: Settings, kube_factory: Callable[..., Kube] = Kube
+) -> tuple[Settings, Kube]:
     """The cluster connection, and the settings with the cluster's name filled in."""
     kube = kube_factory(
         kubeconfig=settings.kubernetes.kubeconfig or None,
@@ -98,9 +104,15 @@ def check_scopes(gl: GitLab, need_scopes: tuple[str, ...]) -> TokenInfo:
     return info
 
 
-def check_role(gl: GitLab, group: Group, *, need_role: int, purpose: str) -> str:
-    """The token user's role in the group (admins pass); GitLabError when it is too low."""
-    user_id, username, is_admin = gl.current_user()
+def check_role(
+    gl: GitLab, group: Group, user: tuple[int, str, bool], *, need_role: int, purpose: str
+) -> str:
+    """The user's role in the group (admins pass); GitLabError when it is too low.
+
+    Args:
+        user: ``gl.current_user()``.
+    """
+    user_id, username, is_admin = user
     if is_admin:
         return "administrator"
     level = gl.access_level(group.id, user_id)
@@ -122,7 +134,7 @@ def connect(
     *,
     reporter: Reporter,
     need_scopes: tuple[str, ...] = (SCOPE_CREATE, SCOPE_MANAGE),
-    need_role: int = OWNER,
+    need_role: int | None = OWNER,
     purpose: str = "creating and managing a group runner",
     gitlab_factory: Callable[..., GitLab] = GitLab,
     kube_factory: Callable[..., Kube] = Kube,
@@ -131,15 +143,25 @@ def connect(
 
     Args:
         need_scopes: token scopes the workflow needs (``api`` counts for all).
-        need_role: the least role in the group (``OWNER``; reading runners needs Maintainer).
+        need_role: the least role in the group (``OWNER``; reading runners needs
+            ``MAINTAINER``); None checks no role.
         purpose: what the role is needed for, in the error message.
     """
     settings, kube = open_kube(settings, kube_factory)
     gl = gitlab_factory(settings.gitlab.url, token, ca_file=settings.gitlab.ca_file or None)
-    check_scopes(gl, need_scopes)
+    info = check_scopes(gl, need_scopes)
+    user = gl.current_user()
     group = gl.group(settings.gitlab.group)
-    check_role(gl, group, need_role=need_role, purpose=purpose)
-    return Context(settings=settings, gitlab=gl, kube=kube, group_id=group.id, reporter=reporter)
+    if need_role is not None:
+        check_role(gl, group, user, need_role=need_role, purpose=purpose)
+    return Context(
+        settings=settings,
+        gitlab=gl,
+        kube=kube,
+        group_id=group.id,
+        reporter=reporter,
+        token_info=info,
+    )
 
 
 def parallel(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -161,24 +183,28 @@ def requests_made(ctx: Context) -> dict[str, dict[str, int]]:
 # --- the runner in GitLab -------------------------------------------------------------------
 
 
+def secret_text(secret: dict[str, Any], key: str) -> str:
+    """One value of a Secret's data, decoded ('' when missing or not text)."""
+    data = (secret.get("data") or {}).get(key)
+    if not data:
+        return ""
+    try:
+        return base64.b64decode(data).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
 def read_stored(secret: dict[str, Any] | None) -> Stored:
     """The runner token and id kept in the config Secret."""
     if not secret:
         return Stored()
     annotations = secret.get("metadata", {}).get("annotations") or {}
-    raw_id = annotations.get(ANNOTATION_RUNNER_ID, "")
-    token = ""
-    data = (secret.get("data") or {}).get("config.toml")
-    if data:
-        try:
-            doc = tomllib.loads(base64.b64decode(data).decode())
-            token = str(doc.get("runners", [{}])[0].get("token", ""))
-        except (ValueError, UnicodeDecodeError, IndexError, tomllib.TOMLDecodeError):
-            token = ""
+    raw_id = annotations.get(n.ANNOTATION_RUNNER_ID, "")
+    token = config_token(secret_text(secret, "config.toml"))
     return Stored(
         token="" if token == PLACEHOLDER_TOKEN else token,
         runner_id=int(raw_id) if raw_id.isdigit() else None,
-        expires_at=annotations.get(ANNOTATION_EXPIRES) or None,
+        expires_at=annotations.get(n.ANNOTATION_EXPIRES) or None,
     )
 
 
@@ -233,14 +259,16 @@ def managed_selector(settings: Settings) -> str:
     return f"{n.LABEL_MANAGED_BY}={n.MANAGED_BY},{n.LABEL_INSTANCE}={settings.kubernetes.namespace}"
 
 
-def namespace_exists(ctx: Context) -> bool:
-    """Whether the namespace exists; True when we may not read it (we may still use it)."""
+def read_namespace(kube: Kube, name: str) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the namespace exists, and the object; (True, None) when we may not read it
+    (a namespace-scoped user may still deploy into it)."""
     try:
-        return ctx.kube.get("Namespace", ctx.settings.kubernetes.namespace) is not None
+        found = kube.get("Namespace", name)
     except KubeError as exc:
         if exc.status != 403:
             raise
-    return True
+        return True, None
+    return found is not None, found
 
 
 def image_cache_wanted(settings: Settings) -> bool:
@@ -248,11 +276,11 @@ def image_cache_wanted(settings: Settings) -> bool:
     return settings.profile == "eci" and settings.image_cache.enabled
 
 
-def image_cache_supported(ctx: Context) -> bool:
+def image_cache_supported(kube: Kube, settings: Settings) -> bool:
     """Whether an ImageCache is rendered: wanted, and the cluster serves its CRD."""
-    if not image_cache_wanted(ctx.settings):
+    if not image_cache_wanted(settings):
         return False
-    return ctx.kube.serves(IMAGE_CACHE_GROUP_VERSION, "imagecaches")
+    return kube.serves(IMAGE_CACHE_GROUP_VERSION, "imagecaches")
 
 
 def desired_objects(
@@ -264,9 +292,9 @@ def desired_objects(
         body = obj.body
         if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET:
             body = {**body, "metadata": {**body["metadata"]}}
-            annotations = {ANNOTATION_RUNNER_ID: str(runner_id or "")}
+            annotations = {n.ANNOTATION_RUNNER_ID: str(runner_id or "")}
             if expires_at:
-                annotations[ANNOTATION_EXPIRES] = expires_at
+                annotations[n.ANNOTATION_EXPIRES] = expires_at
             body["metadata"]["annotations"] = annotations
         stamped.append(KubeObject(body=with_applied_hash(body), wave=obj.wave))
     return stamped
@@ -305,3 +333,45 @@ def access_review(
     """SelfSubjectAccessReview of each (verb, kind) in ``namespace``, in parallel."""
     allowed = parallel(lambda pair: kube.can(pair[0], pair[1], namespace), needed)
     return [(verb, kind, ok) for (verb, kind), ok in zip(needed, allowed, strict=True)]
+
+
+# --- waiting --------------------------------------------------------------------------------
+
+
+def wait_rollout(ctx: Context, deadline: float) -> str:
+    """Wait for the runner Deployment's rollout (kubectl's semantics); WaitTimeout past it."""
+    ns = ctx.settings.kubernetes.namespace
+    verdict = ctx.kube.wait_rollout(
+        n.DEPLOYMENT, ns, deadline=deadline, on_progress=ctx.reporter.progress
+    )
+    if verdict.failed:
+        raise WaitTimeout(
+            f"rollout of deployment/{n.DEPLOYMENT} failed: {verdict.message}",
+            hint=f"kubectl -n {ns} describe deployment {n.DEPLOYMENT}; kubectl -n {ns} get events",
+        )
+    if not verdict.done:
+        raise WaitTimeout(
+            f"timed out waiting for the rollout: {verdict.message}",
+            hint=f"raise --timeout, or check: kubectl -n {ns} get pods",
+        )
+    return verdict.message
+
+
+def wait_online(ctx: Context, runner_id: int, deadline: float) -> bool:
+    """Wait until GitLab reports the runner online; WaitTimeout past ``deadline``."""
+    delay = 1.0
+    while True:
+        runner = ctx.gitlab.runner(runner_id)
+        status = runner.status if runner else "missing"
+        if status == "online":
+            ctx.reporter.info(f"Runner #{runner_id} is online")
+            return True
+        ctx.reporter.progress(f"Waiting for runner #{runner_id} to come online (status: {status})")
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"timed out waiting for runner #{runner_id} to come online (status: {status})",
+                hint=f"kubectl -n {ctx.settings.kubernetes.namespace} logs "
+                f"deployment/{n.DEPLOYMENT}",
+            )
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 10.0)

@@ -32,16 +32,24 @@ class CliResult:
 
 
 def run_cli(
-    args: list[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    input: str | None = None,
 ) -> CliResult:
-    """Run ``bootstrap ARGS`` in-process with a clean environment (only ``env`` is set)."""
+    """Run ``bootstrap ARGS`` in-process with a clean environment (only ``env`` is set).
+
+    ``input`` is what the user types on stdin (answers to prompts).
+    """
     runner = CliRunner()
     base = {k: None for k in os.environ if k.startswith(("BOOTSTRAP_", "GITLAB_"))}
     old = Path.cwd()
     if cwd is not None:
         os.chdir(cwd)
     try:
-        result = runner.invoke(cli, args, env={**base, **(env or {})}, catch_exceptions=False)
+        result = runner.invoke(
+            cli, args, input=input, env={**base, **(env or {})}, catch_exceptions=False
+        )
     finally:
         os.chdir(old)
     return CliResult(result.exit_code, result.stdout, result.stderr)

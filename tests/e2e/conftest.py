@@ -43,8 +43,8 @@ class Target:
             *extra,
         ]
 
-    def run(self, command: str, *extra: str) -> CliResult:
-        result = run_cli(self.args(command, *extra), env=self.env, cwd=self.workdir)
+    def run(self, command: str, *extra: str, input: str | None = None) -> CliResult:
+        result = run_cli(self.args(command, *extra), env=self.env, cwd=self.workdir, input=input)
         self.outputs.append(result.output)
         return result
 
@@ -94,6 +94,30 @@ class Target:
         request.add_header("Authorization", "Bearer fake-token")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status in (200, 202)
+
+    def kube_patch(self, path: str, patch: dict[str, object]) -> None:
+        """A JSON merge patch through the fake's API, as `kubectl patch --type merge` would."""
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.kube.url + path, data=json.dumps(patch).encode(), method="PATCH"
+        )
+        request.add_header("Authorization", "Bearer fake-token")
+        request.add_header("Content-Type", "application/merge-patch+json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+    def gitlab_delete_runner(self, runner_id: int) -> None:
+        """Delete a runner through GitLab's API, as someone in the web UI would."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.gitlab_url}/api/v4/runners/{runner_id}", method="DELETE"
+        )
+        request.add_header("PRIVATE-TOKEN", OWNER_TOKEN)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 204
 
     def kube_writes(self) -> list[str]:
         return [f"{r.method} {r.path}" for r in self.kube.writes()]

@@ -105,7 +105,9 @@ UNTRACKED_METADATA = frozenset(
 SERVER_SET_METADATA = UNTRACKED_METADATA - {"name", "namespace"}
 CONTROLLER_MANAGER = "kube-controller-manager"
 DEFAULT_TOKEN = "fake-token"
-REVIEW_RESOURCES = ("selfsubjectaccessreviews",)
+REVIEW_RESOURCES = ("selfsubjectaccessreviews", "selfsubjectrulesreviews")
+#: The verbs a SelfSubjectRulesReview lists for each resource type.
+RULE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
 def tracked(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -606,6 +608,8 @@ class FakeKube(FakeServer):
         target = self._parse_target(parts)
         verb = self._verb(request, target)
         rt = target.rt
+        if rt.plural == "selfsubjectrulesreviews":
+            return self._rules_review(request)
         if rt.plural in REVIEW_RESOURCES:
             return self._review(request)
         if rt.namespaced and target.namespace is None and verb not in ("list", "watch"):
@@ -1367,6 +1371,34 @@ class FakeKube(FakeServer):
 
     def _watch_line(self, kind: str, rt: ResourceType, obj: dict[str, Any]) -> bytes:
         return json.dumps({"type": kind, "object": self._as_version(rt, obj)}).encode() + b"\n"
+
+    def _rules_review(self, request: Request) -> Response:
+        """SelfSubjectRulesReview: what the user may do in a namespace, as RBAC rules.
+
+        With no denial that is everything (one wildcard rule, as cluster-admin gets); with
+        denials, one rule per served resource type listing the verbs not denied — RBAC
+        has no deny rules, so the allowed verbs are spelled out.
+        """
+        spec = self._json_body(request).get("spec") or {}
+        namespace = spec.get("namespace") or None
+        if not self._denials:
+            rules = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+        else:
+            rules = []
+            for t in sorted(self._types.values(), key=lambda t: (t.group, t.plural)):
+                verbs = [v for v in RULE_VERBS if not self._denied(v, t.plural, t.group, namespace)]
+                if verbs:
+                    rules.append({"verbs": verbs, "apiGroups": [t.group], "resources": [t.plural]})
+        return Response.json(
+            201,
+            {
+                "kind": "SelfSubjectRulesReview",
+                "apiVersion": "authorization.k8s.io/v1",
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": {"resourceRules": rules, "nonResourceRules": [], "incomplete": False},
+            },
+        )
 
     def _review(self, request: Request) -> Response:
         if request.content_type == "application/vnd.kubernetes.protobuf":

@@ -168,6 +168,14 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         False,
         verbs=("create",),
     ),
+    _rt(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        False,
+        verbs=("create",),
+    ),
 )
 
 #: Discovery order of the built-in API groups (the core group is served under /api).

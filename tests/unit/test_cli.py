@@ -24,7 +24,7 @@ def test_help_lists_only_built_commands() -> None:
     assert "_BOOTSTRAP_COMPLETE" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["render", "schema"])
+@pytest.mark.parametrize("command", ["render", "schema", "status", "uninstall", "doctor"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = run_cli([command, "--help"])
     assert result.exit_code == 0
@@ -92,9 +92,7 @@ def test_render_out_dir_writes_one_file_per_object(workdir: Path) -> None:
 def test_render_is_stable_and_prunes_what_it_no_longer_renders(workdir: Path) -> None:
     out = workdir / "deploy"
     config = workdir / "bootstrap.toml"
-    config.write_text(
-        '[registry]\nserver = "r.example.com"\nusername = "u"\npassword_env = "P"\n'
-    )
+    config.write_text('[registry]\nserver = "r.example.com"\nusername = "u"\npassword_env = "P"\n')
     assert run_cli(["render", "--group", "g", "--out", str(out)]).exit_code == 0
     first = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert "secret-registry-auth-secret.yaml" in first
@@ -103,9 +101,7 @@ def test_render_is_stable_and_prunes_what_it_no_longer_renders(workdir: Path) ->
     assert result.exit_code == 0
     assert "Removed secret-registry-auth-secret.yaml" in result.stderr
     assert not (out / "secret-registry-auth-secret.yaml").exists()
-    config.write_text(
-        '[registry]\nserver = "r.example.com"\nusername = "u"\npassword_env = "P"\n'
-    )
+    config.write_text('[registry]\nserver = "r.example.com"\nusername = "u"\npassword_env = "P"\n')
     assert run_cli(["render", "--group", "g", "--out", str(out)]).exit_code == 0
     again = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert again == first, "the same settings must render byte-identical files"

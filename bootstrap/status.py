@@ -1,0 +1,475 @@
+"""``bootstrap status``: is the runner healthy? Reads only, in GitLab and in the cluster.
+
+1. GitLab: does our runner exist (the id in the config Secret, else the marker in its
+   maintenance note), is it online, has its token expired or been reset elsewhere, and do its
+   attributes match the settings? ``POST /runners/verify`` is never called: GitLab records a
+   contact for it, and a status check must not change what it reports. The token's health is
+   judged by ``token_expires_at`` (``GET /runners/:id``) instead.
+2. Kubernetes: is the Deployment rolled out and ready, which images do its pods run, and does
+   the pod template's config checksum match the config.toml the Secret holds now (a Secret
+   edited by hand, with no rollout, shows here)?
+3. Drift: the objects ``install`` would create or update — the same render, stamped the
+   same way, compared by the same :func:`~bootstrap.plan.decide`.
+
+Being unhealthy is a result, not an exception: :class:`StatusResult` lists every problem,
+and :meth:`StatusResult.failure` turns them into the error the CLI reports — exit 3 when the
+runner is unhealthy in GitLab (checked first), else 4 when Kubernetes is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bootstrap.config import Settings
+from bootstrap.errors import BootstrapError, GitLabError, KubeError
+from bootstrap.gitlab import MAINTAINER, SCOPE_READ, GitLab, Runner, parse_time
+from bootstrap.inputs import load_credentials
+from bootstrap.kube import Kube, rollout_verdict
+from bootstrap.plan import Change, decide
+from bootstrap.render import names as n
+from bootstrap.render.credentials import PLACEHOLDER_TOKEN
+from bootstrap.render.objects import config_checksum
+from bootstrap.report import QuietReporter, Reporter
+from bootstrap.workflow import (
+    IMAGE_CACHE_MISSING,
+    Context,
+    Stored,
+    connect,
+    find_marked_runner,
+    image_cache_supported,
+    image_cache_wanted,
+    managed_selector,
+    read_live,
+    read_namespace,
+    read_stored,
+    render_objects,
+    requests_made,
+    runner_attributes,
+    runner_drift,
+    secret_text,
+)
+
+Area = Literal["gitlab", "kubernetes"]
+_INSTALL_HINT = "run `bootstrap install` (`--dry-run` first shows what it changes)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the runner is not healthy, with its fix."""
+
+    area: Area
+    message: str
+    hint: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return GitLabError.exit_code if self.area == "gitlab" else KubeError.exit_code
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "area": self.area,
+            "message": self.message,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    """The runner as GitLab reports it (never its token)."""
+
+    id: int
+    description: str
+    status: str
+    contacted_at: str | None
+    token_expires_at: str | None
+    tags: tuple[str, ...]
+    paused: bool
+    found_by: Literal["secret", "marker"]
+
+    @classmethod
+    def of(cls, runner: Runner, found_by: Literal["secret", "marker"]) -> RunnerState:
+        return cls(
+            id=runner.id,
+            description=runner.description,
+            status=runner.status,
+            contacted_at=runner.contacted_at,
+            token_expires_at=runner.token_expires_at,
+            tags=runner.tag_list,
+            paused=runner.paused,
+            found_by=found_by,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "description": self.description,
+            "status": self.status,
+            "contacted_at": self.contacted_at,
+            "token_expires_at": self.token_expires_at,
+            "tags": list(self.tags),
+            "paused": self.paused,
+            "found_by": self.found_by,
+        }
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One runner manager pod."""
+
+    name: str
+    phase: str
+    ready: bool
+    images: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "phase": self.phase, "ready": self.ready, "images": self.images}
+
+
+@dataclass
+class DeploymentState:
+    """The runner Deployment, its pods, and whether they run the stored config."""
+
+    exists: bool = False
+    replicas: int = 0
+    ready_replicas: int = 0
+    rolled_out: bool = False
+    rollout: str = ""
+    pods: list[PodState] = field(default_factory=list)
+    # None when there is nothing to compare (the Deployment or the Secret is missing).
+    checksum_matches: bool | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.exists and self.rolled_out and self.ready_replicas >= self.replicas
+
+    @property
+    def images(self) -> list[str]:
+        """The images the ready pods run (all pods' when none is ready yet)."""
+        pods = [p for p in self.pods if p.ready] or self.pods
+        return sorted({image for pod in pods for image in pod.images})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "exists": self.exists,
+            "replicas": self.replicas,
+            "ready_replicas": self.ready_replicas,
+            "ready": self.ready,
+            "rollout": self.rollout,
+            "images": self.images,
+            "pods": [p.as_dict() for p in self.pods],
+            "config_checksum_matches": self.checksum_matches,
+        }
+
+
+@dataclass
+class StatusResult:
+    """Everything ``status`` found, and what is wrong."""
+
+    group: str
+    namespace: str
+    runner: RunnerState | None
+    runner_drift: list[str]
+    deployment: DeploymentState
+    drift: list[Change]
+    problems: list[Problem]
+    warnings: list[str] = field(default_factory=list)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        return self.problems[0].exit_code if self.problems else 0
+
+    def failure(self) -> BootstrapError | None:
+        """The error the CLI exits with (None when healthy): the first problem, counted."""
+        if not self.problems:
+            return None
+        first = self.problems[0]
+        more = len(self.problems) - 1
+        message = "unhealthy: " + first.message
+        if more:
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        cls = GitLabError if first.area == "gitlab" else KubeError
+        return cls(message, hint=first.hint or None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "exit_code": self.exit_code,
+            "group": self.group,
+            "namespace": self.namespace,
+            "runner": self.runner.as_dict() if self.runner else None,
+            "runner_drift": self.runner_drift,
+            "kubernetes": self.deployment.as_dict(),
+            "drift": [c.as_dict() for c in self.drift],
+            "problems": [p.as_dict() for p in self.problems],
+            "warnings": self.warnings,
+            "requests": self.requests,
+        }
+
+
+def status(
+    settings: Settings,
+    *,
+    token: str,
+    environ: Mapping[str, str],
+    reporter: Reporter | None = None,
+    now: datetime | None = None,
+    gitlab_factory: Callable[..., GitLab] = GitLab,
+    kube_factory: Callable[..., Kube] = Kube,
+) -> StatusResult:
+    """Report the health of the runner of ``settings.gitlab.group`` in its namespace.
+
+    Reads only. Needs a token with ``read_api`` of a Maintainer (or Owner) of the group, and
+    the same local credential inputs as ``install`` (drift compares what install would apply).
+
+    Args:
+        settings: validated settings.
+        token: the GitLab token (``GITLAB_TOKEN``).
+        environ: where credential env vars named in the settings are read.
+        reporter: warnings.
+        now: the current time (token expiry), for tests.
+
+    Raises:
+        InvalidInput, GitLabError, KubeError: when a check cannot be made at all (exit 2-4).
+        An unhealthy runner is not raised: see :meth:`StatusResult.failure`.
+    """
+    report = reporter or QuietReporter()
+    local = load_credentials(settings, environ, PLACEHOLDER_TOKEN)
+    ctx = connect(
+        settings,
+        token,
+        reporter=report,
+        need_scopes=(SCOPE_READ,),
+        need_role=MAINTAINER,
+        purpose="reading the group's runners",
+        gitlab_factory=gitlab_factory,
+        kube_factory=kube_factory,
+    )
+    settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
+    namespace_exists, _ = read_namespace(kube, ns)
+    image_cache_ok = image_cache_supported(kube, settings)
+    if image_cache_wanted(settings) and not image_cache_ok:
+        ctx.warn(IMAGE_CACHE_MISSING)
+
+    secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
+    stored = read_stored(secret)
+    runner, found_by, gitlab_problems = _runner(ctx, stored, secret is not None)
+    wanted = runner_attributes(settings)
+    attr_drift = sorted(runner_drift(runner, wanted)) if runner else []
+
+    # Render what install would apply when it reuses the stored token (install's own path).
+    expires = (runner.token_expires_at if runner else None) or stored.expires_at
+    runner_id = runner.id if runner else stored.runner_id
+    objects = render_objects(
+        settings, local, stored.token or PLACEHOLDER_TOKEN, runner_id, expires, image_cache_ok
+    )
+    live = read_live(ctx, objects, namespace_exists)
+    drift = [
+        Change(obj, action)
+        for obj in objects
+        if (action := decide(obj.body, live.get(obj.ref))) != "unchanged"
+    ]
+    deploy = live.get(f"Deployment/{n.DEPLOYMENT}")
+    deployment = _deployment(ctx, deploy, secret)
+
+    result = StatusResult(
+        group=settings.gitlab.group,
+        namespace=ns,
+        runner=RunnerState.of(runner, found_by) if runner else None,
+        runner_drift=attr_drift,
+        deployment=deployment,
+        drift=drift,
+        problems=[],
+        warnings=ctx.warnings,
+    )
+    if runner is None and secret is None and deploy is None:
+        result.problems = [
+            Problem(
+                "kubernetes",
+                f"not installed: namespace {ns} has no Deployment {n.DEPLOYMENT} and no Secret "
+                f"{n.CONFIG_SECRET}, and {settings.gitlab.group} has no runner for it",
+                "run `bootstrap install`",
+            )
+        ]
+    else:
+        result.problems = [
+            *gitlab_problems,
+            *_runner_problems(runner, stored, attr_drift, ns, now or datetime.now(UTC)),
+            *_kube_problems(deployment, drift, ns),
+        ]
+    result.requests = requests_made(ctx)
+    return result
+
+
+def _runner(
+    ctx: Context, stored: Stored, has_secret: bool
+) -> tuple[Runner | None, Literal["secret", "marker"], list[Problem]]:
+    """Our runner (by the stored id, else by its marker) and what is wrong with finding it."""
+    problems: list[Problem] = []
+    if stored.runner_id is not None:
+        runner = ctx.gitlab.runner(stored.runner_id)
+        if runner is not None:
+            return runner, "secret", problems
+        problems.append(
+            Problem(
+                "gitlab",
+                f"runner #{stored.runner_id} recorded in Secret {n.CONFIG_SECRET} is gone "
+                "from GitLab",
+                "run `bootstrap install`: it creates a new runner and stores its token",
+            )
+        )
+    marked = find_marked_runner(ctx)
+    if marked is not None:
+        return marked, "marker", problems
+    if not problems:
+        settings = ctx.settings
+        where = f"cluster {settings.cluster_id}, namespace {settings.kubernetes.namespace}"
+        missing = "" if has_secret else f" (and there is no Secret {n.CONFIG_SECRET})"
+        problems.append(
+            Problem(
+                "gitlab",
+                f"{settings.gitlab.group} has no runner for {where}{missing}",
+                "run `bootstrap install`",
+            )
+        )
+    return None, "marker", problems
+
+
+def _runner_problems(
+    runner: Runner | None, stored: Stored, attr_drift: list[str], ns: str, now: datetime
+) -> list[Problem]:
+    """Expired or replaced token, not online, attributes changed in GitLab."""
+    if runner is None:
+        return []
+    problems = []
+    rid = f"runner #{runner.id}"
+    expires = parse_time(runner.token_expires_at)
+    recorded = parse_time(stored.expires_at)
+    if expires is not None and expires <= now:
+        problems.append(
+            Problem(
+                "gitlab",
+                f"the token of {rid} expired at {runner.token_expires_at}",
+                "run `bootstrap install`: it resets the token and stores the new one",
+            )
+        )
+    elif expires is not None and recorded is not None and expires != recorded:
+        # GitLab issued another token since ours was stored: the stored one is dead.
+        problems.append(
+            Problem(
+                "gitlab",
+                f"the token in Secret {n.CONFIG_SECRET} is not the current token of {rid} "
+                f"(it was reset elsewhere: GitLab says it expires {runner.token_expires_at}, "
+                f"the Secret {stored.expires_at})",
+                "run `bootstrap install`: it resets the token and stores the new one",
+            )
+        )
+    if runner.status != "online":
+        contact = runner.contacted_at or "never"
+        problems.append(
+            Problem(
+                "gitlab",
+                f"{rid} is {runner.status or 'unknown'} (last contact: {contact})",
+                f"kubectl -n {ns} logs deployment/{n.DEPLOYMENT}",
+            )
+        )
+    if attr_drift:
+        problems.append(
+            Problem(
+                "gitlab",
+                f"{rid} in GitLab differs from the settings: {', '.join(attr_drift)}",
+                _INSTALL_HINT,
+            )
+        )
+    return problems
+
+
+def _deployment(
+    ctx: Context, deploy: dict[str, Any] | None, secret: dict[str, Any] | None
+) -> DeploymentState:
+    """Readiness, pods and images of the runner Deployment, and its config checksum."""
+    state = DeploymentState()
+    if deploy is None:
+        return state
+    ns = ctx.settings.kubernetes.namespace
+    verdict = rollout_verdict(deploy)
+    status = deploy.get("status") or {}
+    state.exists = True
+    state.replicas = int((deploy.get("spec") or {}).get("replicas", 1))
+    state.ready_replicas = int(status.get("readyReplicas", 0))
+    state.rolled_out = verdict.done
+    state.rollout = verdict.message
+    state.pods = [
+        _pod(pod) for pod in ctx.kube.list("Pod", ns, selector=managed_selector(ctx.settings))
+    ]
+    if secret is not None:
+        template = deploy["spec"]["template"].get("metadata") or {}
+        running = (template.get("annotations") or {}).get(n.ANNOTATION_CHECKSUM)
+        current = config_checksum(secret_text(secret, "config.toml"), secret_text(secret, "ca.crt"))
+        state.checksum_matches = running == current
+    return state
+
+
+def _pod(pod: dict[str, Any]) -> PodState:
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    images = [s.get("image", "") for s in statuses] or [
+        c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []
+    ]
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return PodState(
+        name=pod["metadata"]["name"],
+        phase=str(status.get("phase", "")),
+        ready=conditions.get("Ready") == "True",
+        images=tuple(sorted(i for i in images if i)),
+    )
+
+
+def _kube_problems(deployment: DeploymentState, drift: list[Change], ns: str) -> list[Problem]:
+    """Missing or unready Deployment, pods on an old config, objects changed in the cluster."""
+    problems = []
+    name = f"deployment/{n.DEPLOYMENT}"
+    if not deployment.exists:
+        problems.append(
+            Problem("kubernetes", f"{name} is missing in namespace {ns}", _INSTALL_HINT)
+        )
+    elif not deployment.ready:
+        problems.append(
+            Problem(
+                "kubernetes",
+                f"{name} is not ready ({deployment.ready_replicas}/{deployment.replicas} "
+                f"ready): {deployment.rollout}",
+                f"kubectl -n {ns} describe {name}; kubectl -n {ns} get pods,events",
+            )
+        )
+    if deployment.checksum_matches is False:
+        problems.append(
+            Problem(
+                "kubernetes",
+                f"the runner pods do not run the current config: the config checksum of {name} "
+                f"does not match config.toml in Secret {n.CONFIG_SECRET} (changed without a "
+                "rollout)",
+                "run `bootstrap install`: it writes the Secret from the settings and rolls "
+                "the pods",
+            )
+        )
+    if drift:
+        listed = ", ".join(f"{c.ref} ({c.action})" for c in drift)
+        count = len(drift)
+        problems.append(
+            Problem(
+                "kubernetes",
+                f"{count} object{'s' if count > 1 else ''} differ{'' if count > 1 else 's'} "
+                f"from the settings: {listed}",
+                _INSTALL_HINT,
+            )
+        )
+    return problems

@@ -1,0 +1,396 @@
+"""``bootstrap uninstall``: delete the runner in GitLab and our objects in the cluster.
+
+What is ours: the runner whose id the config Secret records (else the one whose maintenance
+note carries our marker), and every object labelled
+``app.kubernetes.io/managed-by=gitlab-eci-bootstrap,gitlab-eci-bootstrap/namespace=<ns>`` —
+namespaced kinds in the namespace, the cluster-scoped PersistentVolume and ImageCache by the
+same labels. Pods are left to the garbage collector (their ReplicaSet goes with the
+Deployment).
+
+Kept unless asked:
+
+* the cache (PersistentVolumeClaim and PersistentVolume: the cached data) — ``purge_cache``;
+* the namespace, as ``helm uninstall`` keeps it — ``delete_namespace``, honoured only when
+  the namespace carries our label and nobody but this tool ever wrote to it (its
+  managedFields), i.e. ``install`` created it. Deleting it deletes the cache claim too, so it
+  needs ``purge_cache`` when there is one.
+
+The order makes a crash at any step leave a state the next run finishes:
+
+1. Reads only: the config Secret, the runner in GitLab, every labelled object, and the right
+   to delete each (every refusal is reported before anything is deleted).
+2. The Deployment, then wait until its pods are gone. They drain first (SIGQUIT: no new
+   jobs, running ones finish) while the runner still exists in GitLab, so no job is lost.
+   Deleting the runner first would fail the running jobs and leave the pod retrying a dead
+   token.
+3. The runner in GitLab, while the config Secret still records its id: if this fails or the
+   run crashes before it, the next run finds the same runner by that id.
+4. The other objects, the config Secret last; then the namespace when asked.
+
+A second run finds nothing and says so. ``dry_run`` takes the same path: deletions are sent
+with ``dryRun=All`` (the API server checks them, permissions included) and the GitLab
+deletion is only described.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bootstrap.config import Settings
+from bootstrap.errors import InvalidInput, KubeError, WaitTimeout
+from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
+from bootstrap.kube import KINDS, Kube
+from bootstrap.render import names as n
+from bootstrap.report import QuietReporter, Reporter
+from bootstrap.workflow import (
+    Context,
+    access_review,
+    connect,
+    find_marked_runner,
+    managed_selector,
+    parallel,
+    read_namespace,
+    read_stored,
+    requests_made,
+)
+
+# Pods belong to the Deployment's ReplicaSet: the garbage collector removes them.
+_NOT_LISTED = ("Namespace", "Pod")
+_CACHE_KINDS = ("PersistentVolumeClaim", "PersistentVolume")
+# Our own writers: anything else in a namespace's managedFields means someone else wrote it.
+_OUR_MANAGERS = (n.FIELD_MANAGER, n.ROTATE_FIELD_MANAGER)
+
+DeleteAction = Literal["delete", "keep"]
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What happens to one object."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    action: DeleteAction
+    reason: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "action": self.action,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class RunnerDeletion:
+    """What happens to the runner in GitLab."""
+
+    id: int | None = None
+    description: str = ""
+    found_by: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "description": self.description,
+            "found_by": self.found_by,
+            "action": "delete" if self.id is not None else "none",
+        }
+
+
+@dataclass
+class UninstallResult:
+    """The plan (before confirmation, or with dry_run) and what was done."""
+
+    namespace: str
+    dry_run: bool
+    runner: RunnerDeletion
+    objects: list[Deletion]
+    done: bool = False
+    cancelled: bool = False
+    warnings: list[str] = field(default_factory=list)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def deletions(self) -> list[Deletion]:
+        return [d for d in self.objects if d.action == "delete"]
+
+    @property
+    def kept(self) -> list[Deletion]:
+        return [d for d in self.objects if d.action == "keep"]
+
+    @property
+    def nothing_left(self) -> bool:
+        """Nothing of ours in GitLab or the cluster to delete."""
+        return self.runner.id is None and not self.deletions
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "done": self.done,
+            "cancelled": self.cancelled,
+            "nothing_left": self.nothing_left,
+            "runner": self.runner.as_dict(),
+            "objects": [d.as_dict() for d in self.objects],
+            "summary": {"delete": len(self.deletions), "keep": len(self.kept)},
+            "warnings": self.warnings,
+            "requests": self.requests,
+        }
+
+
+def uninstall(
+    settings: Settings,
+    *,
+    token: str,
+    purge_cache: bool = False,
+    delete_namespace: bool = False,
+    dry_run: bool = False,
+    wait: bool = True,
+    timeout: float = 600.0,
+    confirm: Callable[[UninstallResult], bool] | None = None,
+    reporter: Reporter | None = None,
+    gitlab_factory: Callable[..., GitLab] = GitLab,
+    kube_factory: Callable[..., Kube] = Kube,
+) -> UninstallResult:
+    """Delete the runner of ``settings.kubernetes.namespace`` in GitLab and in the cluster.
+
+    Args:
+        settings: validated settings.
+        token: the GitLab token (``GITLAB_TOKEN``): ``manage_runner`` scope, group Owner.
+        purge_cache: delete the cache PersistentVolumeClaim and PersistentVolume too.
+        delete_namespace: delete the namespace too, when install created it.
+        dry_run: read only; deletions are sent with ``dryRun=All``.
+        wait: wait until the runner pods have drained and stopped before deleting the runner
+            in GitLab (without it, running jobs may fail).
+        timeout: seconds for the whole run, the wait included (exit 5 past it).
+        confirm: called with the plan before anything is deleted; False cancels.
+        reporter: progress output.
+
+    Raises:
+        InvalidInput, GitLabError, KubeError, WaitTimeout: mapped to exit codes by the CLI.
+    """
+    report = reporter or QuietReporter()
+    deadline = time.monotonic() + timeout
+    ctx = connect(
+        settings,
+        token,
+        reporter=report,
+        need_scopes=(SCOPE_MANAGE,),
+        need_role=OWNER,
+        purpose="deleting a group runner",
+        gitlab_factory=gitlab_factory,
+        kube_factory=kube_factory,
+    )
+    settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
+    namespace_exists, namespace = read_namespace(kube, ns)
+
+    secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
+    runner, found_by = _find_runner(ctx, read_stored(secret).runner_id)
+    objects = [
+        _decide(obj, purge_cache)
+        for obj in _list_ours(ctx, namespace_exists)
+        if obj["kind"] not in _NOT_LISTED
+    ]
+    objects.sort(key=_order)
+    namespace_plan = _namespace_plan(ns, namespace, delete_namespace)
+    if namespace_plan is not None:
+        objects.append(namespace_plan)
+        if namespace_plan.action == "delete" and not purge_cache:
+            claims = [d.ref for d in objects if d.kind == "PersistentVolumeClaim"]
+            if claims:
+                raise InvalidInput(
+                    f"--delete-namespace would delete {', '.join(claims)} (the cache) with "
+                    f"namespace {ns}",
+                    hint="add --purge-cache to delete the cache too, or keep the namespace",
+                )
+    result = UninstallResult(
+        namespace=ns,
+        dry_run=dry_run,
+        runner=RunnerDeletion(
+            runner.id if runner else None, runner.description if runner else "", found_by
+        ),
+        objects=objects,
+        warnings=ctx.warnings,
+    )
+    _check_permissions(ctx, result.deletions)
+    if result.nothing_left:
+        result.requests = requests_made(ctx)
+        return result
+    if confirm is not None and not dry_run and not confirm(result):
+        result.cancelled = True
+        result.requests = requests_made(ctx)
+        return result
+
+    _execute(ctx, result, runner, wait=wait and not dry_run, deadline=deadline)
+    result.done = not dry_run
+    result.requests = requests_made(ctx)
+    return result
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _find_runner(ctx: Context, runner_id: int | None) -> tuple[Runner | None, str]:
+    """The runner the config Secret records, else ours by its marker."""
+    if runner_id is not None:
+        runner = ctx.gitlab.runner(runner_id)
+        if runner is not None:
+            return runner, f"recorded in Secret {n.CONFIG_SECRET}"
+        ctx.warn(f"runner #{runner_id} recorded in the cluster is already gone from GitLab")
+    runner = find_marked_runner(ctx)
+    return runner, "by the marker in its maintenance note" if runner else ""
+
+
+def _list_ours(ctx: Context, namespace_exists: bool) -> list[dict[str, Any]]:
+    """Every object carrying our labels for this namespace, of every kind we manage."""
+    ns = ctx.settings.kubernetes.namespace
+    selector = managed_selector(ctx.settings)
+    kinds = [k for k in KINDS.values() if k.kind not in _NOT_LISTED]
+
+    def list_kind(kind_name: str) -> list[dict[str, Any]]:
+        kind = KINDS[kind_name]
+        if kind.namespaced and not namespace_exists:
+            return []
+        items = ctx.kube.list(kind_name, ns if kind.namespaced else None, selector)
+        # List answers may leave out kind and apiVersion on items; put them back.
+        return [{**item, "kind": kind_name} for item in items]
+
+    found = parallel(list_kind, [k.kind for k in kinds])
+    return [obj for items in found for obj in items]
+
+
+def _decide(obj: dict[str, Any], purge_cache: bool) -> Deletion:
+    meta = obj["metadata"]
+    kind = str(obj["kind"])
+    if kind in _CACHE_KINDS and not purge_cache:
+        return Deletion(
+            kind, meta["name"], meta.get("namespace"), "keep", "the cache (--purge-cache)"
+        )
+    return Deletion(kind, meta["name"], meta.get("namespace"), "delete")
+
+
+_ORDER = {
+    # The Deployment first (it stops the runner), the config Secret last (it names the runner).
+    "Deployment": 0,
+    "RoleBinding": 1,
+    "Role": 2,
+    "ServiceAccount": 3,
+    "Lease": 4,
+    "ImageCache": 5,
+    "Secret": 6,
+    "PersistentVolumeClaim": 7,
+    "PersistentVolume": 8,
+}
+
+
+def _order(d: Deletion) -> tuple[int, bool, str]:
+    return (_ORDER.get(d.kind, 6), d.ref == f"Secret/{n.CONFIG_SECRET}", d.name)
+
+
+def _namespace_plan(
+    ns: str, namespace: dict[str, Any] | None, delete_namespace: bool
+) -> Deletion | None:
+    """Keep or delete the namespace; None when it is not ours at all (or absent)."""
+    if namespace is None:
+        return None
+    labels = namespace["metadata"].get("labels") or {}
+    if labels.get(n.LABEL_MANAGED_BY) != n.MANAGED_BY or labels.get(n.LABEL_INSTANCE) != ns:
+        return None
+    if not delete_namespace:
+        return Deletion(
+            "Namespace", ns, None, "keep", "as helm uninstall does (--delete-namespace)"
+        )
+    others = sorted(
+        {
+            entry.get("manager", "")
+            for entry in namespace["metadata"].get("managedFields") or []
+            if entry.get("manager") not in _OUR_MANAGERS and not entry.get("subresource")
+        }
+    )
+    if others:
+        return Deletion(
+            "Namespace",
+            ns,
+            None,
+            "keep",
+            f"not created by bootstrap (also written by {', '.join(others)}): "
+            f"delete it yourself with kubectl delete namespace {ns}",
+        )
+    return Deletion("Namespace", ns, None, "delete")
+
+
+def _check_permissions(ctx: Context, deletions: list[Deletion]) -> None:
+    """SelfSubjectAccessReview of every delete; all refusals at once, before any write."""
+    needed = sorted({("delete", d.kind) for d in deletions})
+    namespace = ctx.settings.kubernetes.namespace
+    refused = [
+        f"{verb} {kind}" for verb, kind, ok in access_review(ctx.kube, needed, namespace) if not ok
+    ]
+    if refused:
+        raise KubeError(
+            f"the current Kubernetes user may not: {', '.join(refused)} (namespace {namespace})",
+            hint="ask a cluster admin for these permissions; nothing was deleted",
+            status=403,
+        )
+
+
+# --- deleting -------------------------------------------------------------------------------
+
+
+def _execute(
+    ctx: Context, result: UninstallResult, runner: Runner | None, *, wait: bool, deadline: float
+) -> None:
+    kube, report, dry_run = ctx.kube, ctx.reporter, result.dry_run
+
+    def delete(d: Deletion) -> None:
+        gone = not kube.delete(d.kind, d.name, d.namespace, dry_run=dry_run)
+        if not dry_run:
+            report.info(f"Deleted {d.ref}" + (" (it was already gone)" if gone else ""))
+
+    deletions = result.deletions
+    first = [d for d in deletions if d.kind == "Deployment"]
+    last = [d for d in deletions if d.ref == f"Secret/{n.CONFIG_SECRET}" or d.kind == "Namespace"]
+    middle = [d for d in deletions if d not in first and d not in last]
+    for d in first:
+        delete(d)
+    if wait:
+        _wait_pods_gone(ctx, deadline)
+    if runner is not None and not dry_run:
+        ctx.gitlab.delete_runner(runner.id)
+        report.info(f"Deleted runner #{runner.id} in {ctx.settings.gitlab.group}")
+    parallel(delete, middle)
+    for d in last:  # the config Secret, then the namespace
+        delete(d)
+
+
+def _wait_pods_gone(ctx: Context, deadline: float) -> None:
+    """Wait until no runner pod is left (each drains its running jobs before it stops)."""
+    ns = ctx.settings.kubernetes.namespace
+    selector = managed_selector(ctx.settings)
+    delay = 0.5
+    while True:
+        pods = ctx.kube.list("Pod", ns, selector)
+        if not pods:
+            return
+        ctx.reporter.progress(
+            f"Waiting for {len(pods)} runner pod{'s' if len(pods) > 1 else ''} to finish "
+            "running jobs and stop"
+        )
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"timed out waiting for the runner pods to stop ({len(pods)} left; they finish "
+                "running jobs first); the runner in GitLab was not deleted yet",
+                hint=f"raise --timeout and run uninstall again; kubectl -n {ns} get pods",
+            )
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 5.0)
