@@ -170,6 +170,12 @@ output_option = click.option(
     metavar="SECONDS",
     help="Give up (exit 5) when the run, waits included, takes longer.",
 )
+@click.option(
+    "--skip-templates", is_flag=True, help="Do not publish the CI templates into the group."
+)
+@click.option(
+    "--skip-schedule", is_flag=True, help="Do not create or update the rotation schedule."
+)
 @output_option
 def install(**params: Any) -> None:
     """Create the group runner in GitLab and deploy it to Kubernetes (idempotent).
@@ -205,6 +211,8 @@ def install(**params: Any) -> None:
             dry_run=params["dry_run"],
             wait=not params["no_wait"],
             timeout=params["timeout"],
+            templates=not params["skip_templates"],
+            schedule=not params["skip_schedule"],
             reporter=reporter,
         )
     finally:

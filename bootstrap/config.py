@@ -80,6 +80,9 @@ class GitLabSettings(_Section):
     url: str = Field("https://gitlab.com", description="GitLab base URL (https://host[/path]).")
     group: str = Field("", description="Full path of the group that owns the runner.")
     ca_file: str = Field("", description="PEM bundle to trust for a self-signed GitLab TLS cert.")
+    request_timeout: float = Field(
+        30.0, gt=0, le=600, description="Seconds to wait for one GitLab API answer."
+    )
     runner_description: str = Field(
         "", description="Runner description; default 'eci runner <cluster>/<namespace>'."
     )
@@ -147,6 +150,9 @@ class KubernetesSettings(_Section):
         "gitlab-runner", description="Namespace of the runner and its jobs."
     )
     create_namespace: bool = Field(True, description="Create the namespace when it is missing.")
+    request_timeout: float = Field(
+        30.0, gt=0, le=600, description="Seconds to wait for one Kubernetes API answer."
+    )
     cluster_name: str = Field(
         "",
         description="Name that identifies this cluster in GitLab (runner marker, system id); "

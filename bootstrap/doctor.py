@@ -38,6 +38,7 @@ from bootstrap.workflow import (
     check_scopes,
     image_cache_supported,
     image_cache_wanted,
+    open_gitlab,
     open_kube,
     read_namespace,
 )
@@ -169,7 +170,7 @@ def _gitlab(
         return
     checks.ok("GITLAB_TOKEN", f"set ({redact_token(token)})")
     url = settings.gitlab.url
-    gl = gitlab_factory(url, token, ca_file=settings.gitlab.ca_file or None)
+    gl = open_gitlab(settings, token, gitlab_factory)
     try:
         checks.ok("GitLab", f"GitLab {gl.version()} at {url}")
     except GitLabError as exc:

@@ -302,7 +302,7 @@ class GitLab:
         data = self._call(
             "read the GitLab version", lambda: self._gl.http_get("/version"), write=False
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return str(data.get("version", "?"))
 
     def token_info(self) -> TokenInfo:
@@ -312,7 +312,7 @@ class GitLab:
             lambda: self._gl.http_get("/personal_access_tokens/self"),
             write=False,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return TokenInfo(
             scopes=frozenset(data.get("scopes") or []),
             expires_at=data.get("expires_at"),
@@ -322,7 +322,7 @@ class GitLab:
     def current_user(self) -> tuple[int, str, bool]:
         """(id, username, is_admin) of the token's user."""
         data = self._call("read current user", lambda: self._gl.http_get("/user"), write=False)
-        assert isinstance(data, dict)
+        data = _object(data)
         return int(data["id"]), str(data["username"]), bool(data.get("is_admin", False))
 
     def group(self, full_path: str) -> Group:
@@ -338,7 +338,7 @@ class GitLab:
             if exc.status == 404:
                 raise self._unknown_group(full_path) from None
             raise
-        assert isinstance(data, dict)
+        data = _object(data)
         return Group(
             id=int(data["id"]),
             full_path=str(data["full_path"]),
@@ -376,7 +376,7 @@ class GitLab:
             if exc.status == 404:
                 return 0
             raise
-        assert isinstance(data, dict)
+        data = _object(data)
         return int(data.get("access_level", 0))
 
     # --- runners --------------------------------------------------------------------------
@@ -407,7 +407,7 @@ class GitLab:
             if exc.status == 404:
                 return None
             raise
-        assert isinstance(data, dict)
+        data = _object(data)
         return Runner.from_api(data)
 
     def create_runner(self, group_id: int, attributes: dict[str, Any]) -> NewToken:
@@ -416,7 +416,7 @@ class GitLab:
         data = self._call(
             "create runner", lambda: self._gl.http_post("/user/runners", post_data=body), write=True
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return NewToken(int(data["id"]), str(data["token"]), data.get("token_expires_at"))
 
     def update_runner(self, runner_id: int, attributes: dict[str, Any]) -> Runner:
@@ -427,7 +427,7 @@ class GitLab:
             write=True,
             idempotent=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return Runner.from_api(data)
 
     def verify_token(self, token: str, system_id: str) -> bool:
@@ -457,7 +457,7 @@ class GitLab:
             lambda: self._gl.http_post(f"/runners/{runner_id}/reset_authentication_token"),
             write=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
 
     def reset_token_with_token(self, runner_id: int, current: str) -> NewToken:
@@ -469,7 +469,7 @@ class GitLab:
             ),
             write=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
 
     def delete_runner(self, runner_id: int) -> bool:
@@ -501,7 +501,7 @@ class GitLab:
             if exc.status == 404:
                 return None
             raise
-        assert isinstance(data, dict)
+        data = _object(data)
         return Project.from_api(data)
 
     def create_project(self, group_id: int, attributes: dict[str, Any]) -> Project:
@@ -512,7 +512,7 @@ class GitLab:
             lambda: self._gl.http_post("/projects", post_data=body),
             write=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return Project.from_api(data)
 
     def update_project(self, project_id: int, attributes: dict[str, Any]) -> Project:
@@ -522,7 +522,7 @@ class GitLab:
             write=True,
             idempotent=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return Project.from_api(data)
 
     def tree(self, project_id: int, ref: str) -> dict[str, str]:
@@ -557,7 +557,7 @@ class GitLab:
             if exc.status == 404:
                 return None
             raise
-        assert isinstance(data, dict)
+        data = _object(data)
         return str(data["commit"]["id"])
 
     def commit(
@@ -572,7 +572,7 @@ class GitLab:
             ),
             write=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return str(data["id"])
 
     def tag_target(self, project_id: int, tag: str) -> str | None:
@@ -588,7 +588,7 @@ class GitLab:
             if exc.status == 404:
                 return None
             raise
-        assert isinstance(data, dict)
+        data = _object(data)
         return str(data["commit"]["id"])
 
     def create_tag(self, project_id: int, tag: str, ref: str, message: str) -> None:
@@ -642,7 +642,7 @@ class GitLab:
             lambda: self._gl.http_get(f"/projects/{project_id}/pipeline_schedules/{schedule_id}"),
             write=False,
         )
-        assert isinstance(detail, dict)
+        detail = _object(detail)
         return Schedule.from_api(detail)
 
     def create_schedule(self, project_id: int, attributes: dict[str, Any]) -> Schedule:
@@ -653,7 +653,7 @@ class GitLab:
             ),
             write=True,
         )
-        assert isinstance(data, dict)
+        data = _object(data)
         return Schedule.from_api(data)
 
     def update_schedule(
@@ -715,8 +715,17 @@ class GitLab:
             if exc.status in (403, 404):
                 return None
             raise
-        assert isinstance(data, dict)
-        return data
+        return _object(data)
+
+
+def _object(data: Any) -> dict[str, Any]:
+    """A JSON object from GitLab, or a GitLabError when the answer is something else."""
+    if not isinstance(data, dict):
+        raise GitLabError(
+            f"GitLab answered with {type(data).__name__} where an object was expected",
+            hint="check that gitlab.url points at GitLab itself, not a proxy or login page",
+        )
+    return data
 
 
 def _scope_from(text: str) -> str:

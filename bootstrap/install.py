@@ -24,15 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bootstrap.config import Settings
-from bootstrap.errors import KubeError
-from bootstrap.gitlab import GitLab, NewToken, Runner
+from bootstrap.errors import GitLabError, KubeError
+from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, NewToken, Runner
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube
+from bootstrap.lock import Holder, locked
 from bootstrap.plan import Change, decide, diff
+from bootstrap.publish import PublishResult, publish
 from bootstrap.render import KubeObject
 from bootstrap.render import names as n
-from bootstrap.render.credentials import PLACEHOLDER_TOKEN
+from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.schedule import ScheduleResult, ensure_schedule
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
     Context,
@@ -96,6 +99,8 @@ class InstallResult:
     online: bool | None = None
     warnings: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    templates: PublishResult | None = None
+    schedule: ScheduleResult | None = None
 
     def counts(self) -> dict[str, int]:
         counts = {"create": 0, "update": 0, "unchanged": 0}
@@ -113,6 +118,8 @@ class InstallResult:
             "online": self.online,
             "warnings": self.warnings,
             "requests": self.requests,
+            "templates": self.templates.as_dict() if self.templates else None,
+            "schedule": self.schedule.as_dict() if self.schedule else None,
         }
 
 
@@ -147,7 +154,8 @@ def execute_runner(ctx: Context, plan: RunnerPlan) -> NewToken | None:
         plan.token = gl.create_runner(ctx.group_id, attributes)
         ctx.reporter.info(f"Created runner #{plan.token.runner_id} in {ctx.settings.gitlab.group}")
         return plan.token
-    assert plan.runner is not None
+    if plan.runner is None:
+        raise ValueError(f"a {plan.action} plan always names its runner")  # a bug: exit 1
     if plan.updates:
         plan.runner = gl.update_runner(plan.runner.id, plan.updates)
         ctx.reporter.info(f"Updated runner #{plan.runner.id}: {', '.join(sorted(plan.updates))}")
@@ -186,6 +194,8 @@ def install(
     dry_run: bool = False,
     wait: bool = True,
     timeout: float = 600.0,
+    templates: bool = True,
+    schedule: bool = True,
     reporter: Reporter | None = None,
     gitlab_factory: Callable[..., GitLab] = GitLab,
     kube_factory: Callable[..., Kube] = Kube,
@@ -199,6 +209,8 @@ def install(
         dry_run: read only; describe GitLab actions, apply with ``dryRun=All``.
         wait: wait for the rollout and for the runner to come online.
         timeout: seconds for the whole run, waits included (exit 5 past it).
+        templates: also publish the CI templates (``bootstrap templates publish``).
+        schedule: also create or update the token rotation schedule.
         reporter: progress output.
 
     Raises:
@@ -209,8 +221,20 @@ def install(
     # Local inputs first: a missing key file must fail before any network call.
     local = load_credentials(settings, environ, PLACEHOLDER_TOKEN)
     ctx = connect(
-        settings, token, reporter=report, gitlab_factory=gitlab_factory, kube_factory=kube_factory
+        settings,
+        token,
+        reporter=report,
+        need_scopes=(SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ),
+        gitlab_factory=gitlab_factory,
+        kube_factory=kube_factory,
     )
+    if (templates or schedule) and ctx.token_info and not ctx.token_info.has("api"):
+        # Commits, tags and pipeline schedules are written through the REST API.
+        raise GitLabError(
+            "GITLAB_TOKEN lacks the api scope, which publishing the CI templates and the "
+            "rotation schedule needs",
+            hint="use a token with the api scope, or pass --skip-templates --skip-schedule",
+        )
     settings = ctx.settings
     kube, ns = ctx.kube, settings.kubernetes.namespace
 
@@ -224,6 +248,95 @@ def install(
     if image_cache_wanted(settings) and not image_cache_ok:
         ctx.warn(IMAGE_CACHE_MISSING)
 
+    if dry_run:
+        planned = _plan(ctx, local, image_cache_ok, namespace_exists, dry_run=True)
+        _apply(ctx, planned.result.changes, dry_run=True, namespace_exists=namespace_exists)
+        result = planned.result
+    else:
+        created_namespace = None
+        if not namespace_exists:
+            # The lock lives in the namespace, so the namespace comes first (apply is
+            # idempotent: a concurrent install creating it too is harmless).
+            created_namespace = _create_namespace(ctx)
+        planned = _plan(ctx, local, image_cache_ok, True, dry_run=False)
+        if planned.writes_nothing:
+            # Nothing to change: no lock either, so a no-op run writes nothing at all.
+            result = planned.result
+            _wait(ctx, result, deadline, wait=wait)
+        else:
+            with locked(kube, ns, deadline=deadline, on_wait=lambda h: _waiting(report, h)):
+                # Another run may have acted between our reads and the lock: if the runner's
+                # Secret changed, plan again from what is there now.
+                if _secret_version(ctx) != planned.secret_version:
+                    planned = _plan(ctx, local, image_cache_ok, True, dry_run=False)
+                result = _execute(ctx, planned)
+                _wait(ctx, result, deadline, wait=wait)
+        if created_namespace is not None:
+            result.changes = [created_namespace] + [
+                c for c in result.changes if c.obj.kind != "Namespace"
+            ]
+    if templates:
+        result.templates = publish(
+            settings, token=token, dry_run=dry_run, reporter=report, gitlab=ctx.gitlab
+        )
+    if schedule:
+        result.schedule = ensure_schedule(settings, ctx.gitlab, dry_run=dry_run, reporter=report)
+        result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
+    result.requests = requests_made(ctx)
+    return result
+
+
+def _waiting(report: Reporter, holder: Holder) -> None:
+    report.progress(f"Waiting for the lock held by {holder.identity}")
+
+
+def _create_namespace(ctx: Context) -> Change:
+    """Apply the namespace before anything else; returns its change for the report."""
+    objects = render_objects(
+        ctx.settings, Credentials(PLACEHOLDER_TOKEN), PLACEHOLDER_TOKEN, None, None, False
+    )
+    [namespace] = [o for o in objects if o.kind == "Namespace"]
+    check_permissions(ctx, [Change(namespace, "create")])
+    ctx.kube.apply(namespace.body)
+    ctx.reporter.info(f"Created {namespace.ref}")
+    return Change(namespace, "create")
+
+
+@dataclass
+class _Planned:
+    """The plan of one run, and what it was made from."""
+
+    result: InstallResult
+    live: dict[str, dict[str, Any] | None]
+    local: Credentials
+    image_cache_ok: bool
+    secret_version: str | None
+
+    @property
+    def writes_nothing(self) -> bool:
+        runner = self.result.runner
+        return (
+            runner.action == "reuse"
+            and not runner.updates
+            and all(c.action == "unchanged" for c in self.result.changes)
+        )
+
+
+def _secret_version(ctx: Context) -> str | None:
+    secret = ctx.kube.get("Secret", n.CONFIG_SECRET, ctx.settings.kubernetes.namespace)
+    return secret["metadata"].get("resourceVersion") if secret else None
+
+
+def _plan(
+    ctx: Context,
+    local: Credentials,
+    image_cache_ok: bool,
+    namespace_exists: bool,
+    *,
+    dry_run: bool,
+) -> _Planned:
+    """Read the state and decide what to do with the runner and each object (reads only)."""
+    settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
     secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
     stored = read_stored(secret)
     runner_plan = plan_runner(ctx, stored)
@@ -245,31 +358,28 @@ def install(
     result = InstallResult(
         dry_run=dry_run, runner=runner_plan, changes=changes, warnings=ctx.warnings
     )
+    version = secret["metadata"].get("resourceVersion") if secret else None
+    return _Planned(result, live, local, image_cache_ok, version)
 
-    if dry_run:
-        _apply(ctx, changes, dry_run=True, namespace_exists=namespace_exists)
-        result.requests = requests_made(ctx)
-        return result
 
-    # The namespace first, so the token can be stored right after GitLab issues it.
-    namespace_changes = [c for c in changes if c.obj.kind == "Namespace"]
-    _apply(ctx, namespace_changes, dry_run=False, namespace_exists=True)
-
+def _execute(ctx: Context, planned: _Planned) -> InstallResult:
+    """Act on a plan: the runner first (storing a new token at once), then the objects."""
+    result, live, report = planned.result, planned.live, ctx.reporter
+    runner_plan, changes = result.runner, result.changes
     new_token = execute_runner(ctx, runner_plan)
+    stored_now: set[str] = set()
     if new_token is not None:
         objects = render_objects(
-            settings,
-            local,
+            ctx.settings,
+            planned.local,
             new_token.token,
             new_token.runner_id,
             new_token.expires_at,
-            image_cache_ok,
+            planned.image_cache_ok,
         )
         refreshed = {obj.ref: obj for obj in objects}
         changes = [
             Change(refreshed[c.ref], decide(refreshed[c.ref].body, live.get(c.ref)), c.diff)
-            if c.obj.kind != "Namespace"
-            else c
             for c in changes
         ]
         result.changes = changes
@@ -277,7 +387,7 @@ def install(
             c for c in changes if c.obj.kind == "Secret" and c.obj.name == n.CONFIG_SECRET
         )
         try:
-            kube.apply(config.obj.body)
+            ctx.kube.apply(config.obj.body)
         except KubeError:
             if runner_plan.action == "create":
                 # Nothing holds the new token: remove the runner so no orphan is left behind.
@@ -287,23 +397,19 @@ def install(
                 )
             raise
         report.info(f"Stored the runner token in Secret {n.CONFIG_SECRET}")
-        done = {n.CONFIG_SECRET}
-    else:
-        done = set()
-    rest = [
-        c
-        for c in changes
-        if c.obj.kind != "Namespace" and not (c.obj.kind == "Secret" and c.obj.name in done)
-    ]
+        stored_now.add(n.CONFIG_SECRET)
+    rest = [c for c in changes if not (c.obj.kind == "Secret" and c.obj.name in stored_now)]
     _apply(ctx, rest, dry_run=False, namespace_exists=True)
-
-    if wait:
-        result.rollout = wait_rollout(ctx, deadline)
-        runner_id = runner_plan.runner_id
-        if runner_id is not None:
-            result.online = wait_online(ctx, runner_id, deadline)
-    result.requests = requests_made(ctx)
     return result
+
+
+def _wait(ctx: Context, result: InstallResult, deadline: float, *, wait: bool) -> None:
+    if not wait:
+        return
+    result.rollout = wait_rollout(ctx, deadline)
+    runner_id = result.runner.runner_id
+    if runner_id is not None:
+        result.online = wait_online(ctx, runner_id, deadline)
 
 
 def _change(obj: KubeObject, live: dict[str, Any] | None, runner_plan: RunnerPlan) -> Change:

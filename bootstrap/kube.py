@@ -281,25 +281,40 @@ class Kube:
         return self._check(status, result, what)
 
     def delete(
-        self, kind: str, name: str, namespace: str | None = None, *, dry_run: bool = False
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
+        resource_version: str | None = None,
     ) -> bool:
         """Delete an object (background propagation). False when it was already gone.
 
         ``dry_run`` sends ``dryRun=All``: the API server checks the request (permissions
-        included) and deletes nothing.
+        included) and deletes nothing. ``resource_version`` deletes only that version of
+        the object (False when it changed meanwhile: 409).
         """
         k = kind_of(kind)
         what = f"delete {kind}/{name}"
         query = {"propagationPolicy": "Background"}
         if dry_run:
             query["dryRun"] = "All"
+        options = None
+        if resource_version:
+            options = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "preconditions": {"resourceVersion": resource_version},
+            }
         status, body = self.request(
             "DELETE",
             k.path(name, namespace if k.namespaced else None),
             query=query,
+            body=options,
             what=what,
         )
-        if status == 404:
+        if status in (404, 409):
             return False
         self._check(status, body, what, ok=(200, 202))
         return True
@@ -389,19 +404,19 @@ class Kube:
         result = self._check(status, body, what).get("status") or {}
         return list(result.get("resourceRules") or []), bool(result.get("incomplete"))
 
-    def allowed(
+    def granted_by_rules(
         self, pairs: Iterable[tuple[str, str]], namespace: str
     ) -> dict[tuple[str, str], bool]:
-        """Whether each (verb, kind) is allowed: one rules review, then an access review for
-        each pair the rules do not grant (the rules list only grants, and may be incomplete).
+        """Which (verb, kind) pairs the user's rules in ``namespace`` grant, in one request.
+
+        False means "not listed", not "denied": rules list only grants and may be
+        incomplete, so ask :meth:`can` about those.
         """
         rules, _incomplete = self.rules(namespace)
         verdict: dict[tuple[str, str], bool] = {}
         for verb, kind in pairs:
             k = kind_of(kind)
             verdict[(verb, kind)] = any(_grants(rule, verb, k.group, k.plural) for rule in rules)
-        for pair in [p for p, ok in verdict.items() if not ok]:
-            verdict[pair] = self.can(pair[0], pair[1], namespace)
         return verdict
 
     # --- waiting ------------------------------------------------------------------------

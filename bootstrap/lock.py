@@ -132,7 +132,8 @@ class Lock:
         holder = holder_of(lease)
         if holder is not None and holder.identity != self.me and not holder.expired(_now()):
             return holder
-        assert lease is not None
+        if lease is None:  # deleted between our create and get: try again from the start
+            return self.try_acquire()
         taken = self.kube.replace(self._body(acquire=True, base=lease))
         if taken is None:  # somebody else wrote it first: report them
             return holder_of(self.kube.get("Lease", LEASE, self.namespace)) or Holder("?", None, 0)
@@ -177,17 +178,24 @@ class Lock:
             self._lease = renewed
 
     def release(self) -> None:
-        """Give the lock up at once (others need not wait for it to expire)."""
+        """Give the lock up at once (others need not wait for it to expire).
+
+        The Lease is deleted, guarded by its resourceVersion, so nothing is left behind and
+        a lease someone else took over meanwhile is never touched.
+        """
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
         lease, self._lease = self._lease, None
         if lease is None:
             return
-        body = self._body(acquire=False, base=lease)
-        body["spec"]["holderIdentity"] = ""
         try:
-            self.kube.replace(body)
+            self.kube.delete(
+                "Lease",
+                LEASE,
+                self.namespace,
+                resource_version=lease["metadata"]["resourceVersion"],
+            )
         except KubeError:  # the lease expires by itself; releasing is a courtesy
             return
 

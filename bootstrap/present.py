@@ -9,6 +9,7 @@ from bootstrap.doctor import DoctorResult
 from bootstrap.install import InstallResult
 from bootstrap.publish import PublishResult
 from bootstrap.rotate import RotateResult
+from bootstrap.schedule import ScheduleResult
 from bootstrap.status import StatusResult
 from bootstrap.uninstall import UninstallResult
 
@@ -31,6 +32,10 @@ def install_text(result: InstallResult, *, show_unchanged: bool = True) -> str:
         lines.append(f"  {_SIGN[change.action]} {change.ref:<48} {change.action}")
         if change.diff:
             lines.extend("      " + line for line in change.diff.rstrip("\n").splitlines())
+    if result.templates is not None:
+        lines.append(_templates_line(result.templates))
+    if result.schedule is not None:
+        lines.append(_schedule_line(result.schedule, dry_run=result.dry_run))
     counts = result.counts()
     summary = (
         f"{counts['create']} to create, {counts['update']} to update, "
@@ -46,6 +51,27 @@ def install_text(result: InstallResult, *, show_unchanged: bool = True) -> str:
         if result.rollout:
             lines.append(result.rollout)
     return "\n".join(lines) + "\n"
+
+
+def _templates_line(result: PublishResult) -> str:
+    would = "would " if result.dry_run else ""
+    if not result.changed and not result.tag_created:
+        return f"Templates: {result.project} {result.tag} is up to date"
+    files = len(result.created) + len(result.updated) + len(result.deleted)
+    parts = [f"{would}commit {files} files" if result.changed else "no file changed"]
+    if result.tag_created:
+        parts.append(f"{would}tag {result.tag}")
+    return f"Templates: {result.project}: " + ", ".join(parts)
+
+
+def _schedule_line(result: ScheduleResult, *, dry_run: bool) -> str:
+    if result.action == "skipped":
+        return f"Schedule: none ({result.project} not found)"
+    verb = {"created": "create", "updated": "update"}.get(result.action)
+    if verb is None:
+        return f"Schedule: {result.project} rotation schedule is up to date"
+    done = f"would {verb}" if dry_run else result.action
+    return f"Schedule: {done} the rotation schedule in {result.project}"
 
 
 def rotate_text(result: RotateResult) -> str:

@@ -25,6 +25,7 @@ from bootstrap.errors import GitLabError, InvalidInput
 from bootstrap.gitlab import GitLab
 from bootstrap.render import render_ci_templates
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.workflow import open_gitlab
 
 # Paths of the templates project the tool owns: files there that it no longer renders go.
 OWNED_DIRS = ("templates/", "include/", "tests/")
@@ -125,7 +126,7 @@ def publish(
         update={k: v for k, v in (("project", project_name), ("version", version)) if v}
     )
     settings = settings.model_copy(update={"templates": templates})
-    gl = gitlab or GitLab(settings.gitlab.url, token, ca_file=settings.gitlab.ca_file or None)
+    gl = gitlab or open_gitlab(settings, token)
     if not gl.token_info().has("api"):
         raise GitLabError(
             "GITLAB_TOKEN lacks the 'api' scope, which committing and tagging through the API "
@@ -182,7 +183,8 @@ def publish(
         result.commit = head
         report.info(f"Committed {_count(result)} to {path}@{branch} ({head[:8]})")
     if target is None:
-        assert head is not None, "an empty project always gets a commit first"
+        if head is None:  # an empty project always gets a commit first
+            raise GitLabError(f"{path} has no commit to tag", hint="rerun the publish")
         gl.create_tag(project.id, tag, head, f"CI templates {templates.version}")
         result.tag_created = True
         report.info(f"Tagged {tag}: the project's pipeline creates the release")

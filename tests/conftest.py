@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +20,44 @@ pytest_plugins = ["tests.fakes.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
+
+#: Everything the CLI printed during the current test (filled by run_cli, scanned after it).
+OUTPUTS: list[str] = []
+#: Secrets a test made up itself (registry passwords, keys) that must not leak either.
+EXTRA_SECRETS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def leak_scan(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """After every test: no token or password the test's fakes issued appears in what the
+    CLI printed, in a log record, or in any object the fake cluster holds other than the
+    Secrets that must hold credentials (raw or base64)."""
+    from tests.fakes.gitlab import FakeGitLab
+    from tests.fakes.kube import FakeKube
+
+    OUTPUTS.clear()
+    EXTRA_SECRETS.clear()
+    yield
+    fakes = list(request.node.funcargs.values())
+    secrets = list(EXTRA_SECRETS)
+    for fake in fakes:
+        if isinstance(fake, FakeGitLab):
+            secrets += fake.runner_tokens() + list(fake.tokens)
+    secrets = [s for s in secrets if len(s) >= 8]
+    if not secrets:
+        return
+    texts = [("CLI output", text) for text in OUTPUTS]
+    texts += [("log record", record.getMessage()) for record in caplog.records]
+    for fake in fakes:
+        if isinstance(fake, FakeKube):
+            for obj in fake.objects():
+                if obj.get("kind") != "Secret":
+                    texts.append((f"{obj['kind']}/{obj['metadata']['name']}", json.dumps(obj)))
+    for where, text in texts:
+        for secret in secrets:
+            encoded = base64.b64encode(secret.encode()).decode()
+            if secret in text or encoded in text:
+                pytest.fail(f"a secret ({secret[:5]}…) leaked into a {where}", pytrace=False)
 
 
 @dataclass
@@ -52,6 +92,7 @@ def run_cli(
         )
     finally:
         os.chdir(old)
+    OUTPUTS.append(result.stdout + result.stderr)
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 

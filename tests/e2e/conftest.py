@@ -26,6 +26,7 @@ class Target:
     workdir: Path
     gitlab_url: str = ""
     token: str = OWNER_TOKEN
+    publish: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
@@ -34,12 +35,18 @@ class Target:
         return {"GITLAB_URL": self.gitlab_url, "GITLAB_TOKEN": self.token, **self.extra_env}
 
     def args(self, command: str, *extra: str) -> list[str]:
+        # Publishing and scheduling have tests of their own (test_publish.py); elsewhere
+        # install deploys the runner only, unless a test sets ``publish``.
+        skips = ["--skip-templates", "--skip-schedule"] if command == "install" else []
+        if self.publish:
+            skips = []
         return [
             command,
             "--group",
             GROUP,
             "--kubeconfig",
             str(self.kube.kubeconfig_path),
+            *skips,
             *extra,
         ]
 
