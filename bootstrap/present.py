@@ -146,6 +146,11 @@ def status_text(result: StatusResult) -> str:
                 else "the pods run an older config.toml than the Secret holds"
             )
             lines.append(f"  config: {config}")
+    if result.lock is not None:
+        until = f" until {result.lock.expires:%Y-%m-%d %H:%M:%S} UTC" if result.lock.expires else ""
+        lines.append(
+            f"Lock: held by {result.lock.identity}{until} (an install or rotate is running)"
+        )
     if result.drift:
         lines.append("Drift (what install would change):")
         lines.extend(f"  {_SIGN[c.action]} {c.ref:<48} {c.action}" for c in result.drift)

@@ -28,6 +28,7 @@ from bootstrap.errors import BootstrapError, GitLabError, KubeError
 from bootstrap.gitlab import MAINTAINER, SCOPE_READ, GitLab, Runner, parse_time
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube, rollout_verdict
+from bootstrap.lock import Holder, read_holder
 from bootstrap.plan import Change, decide
 from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN
@@ -178,6 +179,7 @@ class StatusResult:
     problems: list[Problem]
     warnings: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    lock: Holder | None = None
 
     @property
     def healthy(self) -> bool:
@@ -212,7 +214,15 @@ class StatusResult:
             "problems": [p.as_dict() for p in self.problems],
             "warnings": self.warnings,
             "requests": self.requests,
+            "lock": _lock_dict(self.lock),
         }
+
+
+def _lock_dict(holder: Holder | None) -> dict[str, Any] | None:
+    if holder is None:
+        return None
+    expires = holder.expires.isoformat() if holder.expires else None
+    return {"holder": holder.identity, "expires": expires}
 
 
 def status(
@@ -279,6 +289,8 @@ def status(
     ]
     deploy = live.get(f"Deployment/{n.DEPLOYMENT}")
     deployment = _deployment(ctx, deploy, secret)
+    # An install or rotate in progress holds the namespace's lock: say who.
+    holder = read_holder(kube, ns) if namespace_exists else None
 
     result = StatusResult(
         group=settings.gitlab.group,
@@ -289,6 +301,7 @@ def status(
         drift=drift,
         problems=[],
         warnings=ctx.warnings,
+        lock=holder if holder and not holder.expired(datetime.now(UTC)) else None,
     )
     if runner is None and secret is None and deploy is None:
         result.problems = [
