@@ -259,9 +259,13 @@ class GitLab:
                     delay *= 2
                     continue
                 kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
+                uncertain = write and not idempotent
                 raise GitLabError(
-                    f"{what}: the connection to {self.url} {kind}",
-                    hint="check gitlab.url / GITLAB_URL and your network or proxy",
+                    f"{what}: the connection to {self.url} {kind}"
+                    + ("; GitLab may or may not have done it" if uncertain else ""),
+                    hint="rerun: the next run checks what GitLab has before it acts"
+                    if uncertain
+                    else "check gitlab.url / GITLAB_URL and your network or proxy",
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -291,7 +295,9 @@ class GitLab:
             )
         if code >= 500:
             return GitLabError(
-                f"{what}: GitLab answered {code} after {self.retries} attempts", status=code
+                f"{what}: GitLab answered {code} (a server error)",
+                hint="rerun when GitLab is healthy: the next run checks what GitLab has first",
+                status=code,
             )
         return GitLabError(f"{what}: GitLab answered {code}: {message}", status=code or None)
 

@@ -124,21 +124,34 @@ class Lock:
         """Take the lock if it is free or expired; otherwise return who holds it."""
         lease = self.kube.get("Lease", LEASE, self.namespace)
         if lease is None:
-            created = self.kube.create(self._body(acquire=True))
-            if created is not None:
-                self._lease = created
-                return None
-            lease = self.kube.get("Lease", LEASE, self.namespace)
+            won = self._write(self.kube.create, self._body(acquire=True))
+        else:
+            holder = holder_of(lease)
+            if holder is not None and holder.identity != self.me and not holder.expired(_now()):
+                return holder
+            won = self._write(self.kube.replace, self._body(acquire=True, base=lease))
+        if won is not None:
+            self._lease = won
+            return None
+        # Lost a race, or the write's answer never came (it may have happened): the Lease
+        # itself says who holds it now.
+        lease = self.kube.get("Lease", LEASE, self.namespace)
         holder = holder_of(lease)
-        if holder is not None and holder.identity != self.me and not holder.expired(_now()):
-            return holder
-        if lease is None:  # deleted between our create and get: try again from the start
-            return self.try_acquire()
-        taken = self.kube.replace(self._body(acquire=True, base=lease))
-        if taken is None:  # somebody else wrote it first: report them
-            return holder_of(self.kube.get("Lease", LEASE, self.namespace)) or Holder("?", None, 0)
-        self._lease = taken
-        return None
+        if lease is not None and holder is not None and holder.identity == self.me:
+            self._lease = lease
+            return None
+        return holder or Holder("someone (the lock just changed hands)", None, 0)
+
+    def _write(
+        self, write: Callable[[dict[str, Any]], dict[str, Any] | None], body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A create or replace: the stored Lease, or None on a conflict or an unknown outcome."""
+        try:
+            return write(body)
+        except KubeError as exc:
+            if exc.status is not None:
+                raise
+            return None
 
     def acquire(self, *, deadline: float, on_wait: Callable[[Holder], None] | None = None) -> None:
         """Wait for the lock until ``deadline`` (monotonic); then renew it in the background."""
