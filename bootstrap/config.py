@@ -609,7 +609,8 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"{path}: invalid TOML: {exc}") from None
+        where = "" if "line" in str(exc) else f" (line {text.count(chr(10)) + 1} is the last)"
+        raise InvalidInput(f"{path}: invalid TOML: {exc}{where}") from None
 
 
 def _env_value(raw: str, default: object) -> object:

@@ -142,13 +142,14 @@ def check_group_path(value: str) -> str:
     """A GitLab group full path: ``group`` or ``group/subgroup``."""
     if not value:
         raise ValueError("is empty: give the group's full path, e.g. mygroup or mygroup/sub")
+    if "://" in value:
+        path = value.split("://", 1)[1].partition("/")[2].strip("/") or "mygroup"
+        raise ValueError(f"{value!r} is a URL: give the group's full path, e.g. {path}")
     if value.startswith("/") or value.endswith("/") or "//" in value:
         raise ValueError(
             f"{value!r} has a leading, trailing or double '/': give the full path as "
             f"GitLab shows it, e.g. {value.strip('/').replace('//', '/') or 'mygroup'}"
         )
-    if value.startswith(("http://", "https://")):
-        raise ValueError(f"{value!r} is a URL: give the group's full path, e.g. mygroup/sub")
     for segment in value.split("/"):
         if (
             not _GROUP_SEGMENT.match(segment)

