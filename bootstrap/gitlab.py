@@ -78,6 +78,7 @@ class Group:
     id: int
     full_path: str
     web_url: str
+    visibility: str = "private"
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class Schedule:
     cron_timezone: str
     active: bool
     variables: dict[str, str]
+    owner: str = ""
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Schedule:
@@ -177,6 +179,7 @@ class Schedule:
             cron_timezone=data.get("cron_timezone") or "UTC",
             active=bool(data.get("active", True)),
             variables={v["key"]: v.get("value", "") for v in data.get("variables") or []},
+            owner=str((data.get("owner") or {}).get("username") or ""),
         )
 
 
@@ -349,6 +352,7 @@ class GitLab:
             id=int(data["id"]),
             full_path=str(data["full_path"]),
             web_url=str(data.get("web_url", "")),
+            visibility=str(data.get("visibility") or "private"),
         )
 
     def _unknown_group(self, full_path: str) -> InvalidInput:
@@ -662,6 +666,32 @@ class GitLab:
         data = _object(data)
         return Schedule.from_api(data)
 
+    def delete_schedule(self, project_id: int, schedule_id: int) -> None:
+        """``DELETE`` a pipeline schedule (idempotent: a missing one is fine)."""
+        try:
+            self._call(
+                f"delete pipeline schedule #{schedule_id}",
+                lambda: self._gl.http_delete(
+                    f"/projects/{project_id}/pipeline_schedules/{schedule_id}"
+                ),
+                write=True,
+                idempotent=True,
+            )
+        except GitLabError as exc:
+            if exc.status != 404:
+                raise
+
+    def take_schedule_ownership(self, project_id: int, schedule_id: int) -> None:
+        """Become the schedule's owner: only the owner may change it (needs Maintainer)."""
+        self._call(
+            f"take ownership of pipeline schedule #{schedule_id}",
+            lambda: self._gl.http_post(
+                f"/projects/{project_id}/pipeline_schedules/{schedule_id}/take_ownership"
+            ),
+            write=True,
+            idempotent=True,
+        )
+
     def update_schedule(
         self, project_id: int, schedule_id: int, attributes: dict[str, Any]
     ) -> None:
@@ -718,7 +748,7 @@ class GitLab:
                 write=False,
             )
         except GitLabError as exc:
-            if exc.status in (403, 404):
+            if exc.status == 404:
                 return None
             raise
         return _object(data)

@@ -179,10 +179,11 @@ def uninstall_text(result: UninstallResult) -> str:
     """The plan (before confirmation, or dry run) or what was deleted and kept."""
     if result.nothing_left:
         kept = ", ".join(d.ref for d in result.kept)
-        return (
+        text = (
             "Nothing left to uninstall: no runner in GitLab and no object to delete in "
             f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
         )
+        return text + (f"GitLab: {result.schedule}.\n" if result.schedule else "")
     if result.cancelled:
         return "Cancelled: nothing was changed.\n"
     lines = []
@@ -201,6 +202,8 @@ def uninstall_text(result: UninstallResult) -> str:
         what = ("deleted" if deleted else "delete") if d.action == "delete" else "keep"
         reason = f": {d.reason}" if d.reason else ""
         lines.append(f"  {sign} {d.ref:<48} {what}{reason}")
+    if result.schedule:
+        lines.append(f"GitLab: {result.schedule}")
     runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
     count = f"{runner_part}{len(result.deletions)} objects"
     if result.dry_run:

@@ -30,6 +30,7 @@ from bootstrap.workflow import open_gitlab
 # Paths of the templates project the tool owns: files there that it no longer renders go.
 OWNED_DIRS = ("templates/", "include/", "tests/")
 VISIBILITY = "internal"
+_VISIBILITY_ORDER = ["private", "internal", "public"]
 
 
 @dataclass
@@ -147,23 +148,18 @@ def publish(
             result.created = sorted(rendered)
             result.tag_created = True
             return result
+        # Internal, unless the group is private: a project may not be more visible than it.
+        visibility = min(VISIBILITY, group.visibility, key=_VISIBILITY_ORDER.index)
         project = gl.create_project(
             group.id,
             {
                 "name": templates.project,
                 "path": templates.project,
                 "description": _description(settings),
-                "visibility": VISIBILITY,
+                "visibility": visibility,
             },
         )
-        report.info(f"Created project {path} ({VISIBILITY})")
-        result.catalog = gl.mark_catalog_resource(path)
-        if not result.catalog:
-            result.warnings.append(
-                "could not mark the project as a CI/CD Catalog resource: an Owner can turn it "
-                "on in Settings > General > Visibility, project features, permissions"
-            )
-            report.warn(result.warnings[-1])
+        report.info(f"Created project {path} ({visibility})")
     branch = project.default_branch or "main"
     head = gl.branch_head(project.id, branch)
     tree = gl.tree(project.id, branch) if head else {}
@@ -188,6 +184,15 @@ def publish(
         gl.create_tag(project.id, tag, head, f"CI templates {templates.version}")
         result.tag_created = True
         report.info(f"Tagged {tag}: the project's pipeline creates the release")
+    if result.project_created:
+        # After the first commit: older GitLab versions want a README before they list it.
+        result.catalog = gl.mark_catalog_resource(path)
+        if not result.catalog:
+            result.warnings.append(
+                "could not mark the project as a CI/CD Catalog resource: an Owner can turn it "
+                "on in Settings > General > Visibility, project features, permissions"
+            )
+            report.warn(result.warnings[-1])
     return result
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap.config import Settings
+from bootstrap.errors import GitLabError
 from bootstrap.gitlab import GitLab, Schedule
 from bootstrap.report import QuietReporter, Reporter
 
@@ -112,7 +113,7 @@ def ensure_schedule(
             _set_variables(gitlab, project.id, created, variables)
             report.info(f"Created the rotation schedule in {path} ({settings.rotation.cron})")
     else:
-        changed = {k: v for k, v in wanted.items() if _live(existing, k) != v}
+        changed = {k: v for k, v in wanted.items() if not _same(k, _live(existing, k), v)}
         stale = sorted(k for k, v in variables.items() if existing.variables.get(k) != v)
         result = ScheduleResult(
             path,
@@ -120,7 +121,12 @@ def ensure_schedule(
             schedule_id=existing.id,
             changes=sorted(changed) + stale,
         )
-        if not dry_run:
+        if not dry_run and (changed or stale):
+            # Only a schedule's owner may change it; take it over when someone else made it.
+            _user_id, username, _admin = gitlab.current_user()
+            if existing.owner and existing.owner != username:
+                gitlab.take_schedule_ownership(project.id, existing.id)
+                report.info(f"Took over the rotation schedule from {existing.owner}")
             if changed:
                 gitlab.update_schedule(project.id, existing.id, changed)
             _set_variables(gitlab, project.id, existing, {k: variables[k] for k in stale})
@@ -128,6 +134,17 @@ def ensure_schedule(
                 report.info(f"Updated the rotation schedule in {path}: {', '.join(result.changes)}")
     _check_project(settings, gitlab, project.id, result, dry_run=dry_run, reporter=report)
     return result
+
+
+def _same(key: str, live: Any, wanted: Any) -> bool:
+    """GitLab stores a short ref as refs/heads/<branch>: compare refs in that form."""
+    if key == "ref":
+        return _full_ref(str(live)) == _full_ref(str(wanted))
+    return bool(live == wanted)
+
+
+def _full_ref(ref: str) -> str:
+    return ref if ref.startswith("refs/") else f"refs/heads/{ref}"
 
 
 def _live(schedule: Schedule, key: str) -> Any:
@@ -158,7 +175,18 @@ def _check_project(
     reporter: Reporter,
 ) -> None:
     """The token variable must exist; the templates variables point at the components."""
-    token = gitlab.project_variable(project_id, TOKEN_VARIABLE)
+    try:
+        token = gitlab.project_variable(project_id, TOKEN_VARIABLE)
+    except GitLabError as exc:
+        if exc.status != 403:
+            raise
+        result.warnings.append(
+            f"cannot read the CI/CD variables of {result.project} (needs the Maintainer "
+            f"role): check by hand that {TOKEN_VARIABLE} is set there, masked and protected"
+        )
+        for warning in result.warnings:
+            reporter.warn(warning)
+        return
     if token is None:
         result.warnings.append(
             f"{result.project} has no CI/CD variable {TOKEN_VARIABLE}: the scheduled rotation "
@@ -182,3 +210,38 @@ def _check_project(
             gitlab.set_project_variable(project_id, key, value, exists=live is not None)
     for warning in result.warnings:
         reporter.warn(warning)
+
+
+def remove_schedule(
+    settings: Settings,
+    gitlab: GitLab,
+    *,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+) -> str | None:
+    """Delete the rotation schedule (uninstall). Returns what happened, None when none was.
+
+    A token that may not delete it only earns a warning: the runner is gone either way, and
+    the schedule's job then ends with "nothing installed".
+    """
+    report = reporter or QuietReporter()
+    path = ops_project(settings)
+    project = gitlab.project(path)
+    if project is None:
+        return None
+    mine = description(settings)
+    existing = next((s for s in gitlab.schedules(project.id) if s.description == mine), None)
+    if existing is None:
+        return None
+    if dry_run:
+        return f"would delete the rotation schedule #{existing.id} in {path}"
+    try:
+        gitlab.delete_schedule(project.id, existing.id)
+    except GitLabError as exc:
+        if exc.status not in (401, 403):
+            raise
+        message = f"could not delete the rotation schedule #{existing.id} in {path}: {exc}"
+        report.warn(message)
+        return message
+    report.info(f"Deleted the rotation schedule #{existing.id} in {path}")
+    return f"deleted the rotation schedule #{existing.id} in {path}"

@@ -45,6 +45,7 @@ from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
 from bootstrap.kube import KINDS, Kube
 from bootstrap.render import names as n
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.schedule import remove_schedule
 from bootstrap.workflow import (
     Context,
     access_review,
@@ -119,6 +120,7 @@ class UninstallResult:
     cancelled: bool = False
     warnings: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    schedule: str = ""
 
     @property
     def deletions(self) -> list[Deletion]:
@@ -145,6 +147,7 @@ class UninstallResult:
             "summary": {"delete": len(self.deletions), "keep": len(self.kept)},
             "warnings": self.warnings,
             "requests": self.requests,
+            "schedule": self.schedule or None,
         }
 
 
@@ -224,6 +227,8 @@ def uninstall(
     )
     _check_permissions(ctx, result.deletions)
     if result.nothing_left:
+        # An earlier run may have stopped before the schedule: finish that part.
+        result.schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run) or ""
         result.requests = requests_made(ctx)
         return result
     if confirm is not None and not dry_run and not confirm(result):
@@ -232,6 +237,9 @@ def uninstall(
         return result
 
     _execute(ctx, result, runner, wait=wait and not dry_run, deadline=deadline)
+    schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run, reporter=report)
+    if schedule:
+        result.schedule = schedule
     result.done = not dry_run
     result.requests = requests_made(ctx)
     return result

@@ -41,7 +41,7 @@ class Target:
         if self.publish:
             skips = []
         return [
-            command,
+            *command.split(),  # "templates publish" is a group and its command
             "--group",
             GROUP,
             "--kubeconfig",

@@ -14,6 +14,8 @@ from tests.fakes.gitlab import DEVELOPER, OWNER, FakeGitLab
 from tests.fakes.kube import FakeKube
 
 OWNER_TOKEN = "glpat-owner-token-0123456789"
+#: A second token of ``owner`` with the ``api`` scope (projects, commits, tags, schedules).
+OWNER_API_TOKEN = "glpat-owner-api-token-0123456"
 READER_TOKEN = "glpat-reader-token-0123456789"
 GROUP = "mygroup"
 
@@ -23,7 +25,7 @@ def fake_gitlab() -> Iterator[FakeGitLab]:
     """A started :class:`FakeGitLab` with two users and one group.
 
     * ``owner`` (token :data:`OWNER_TOKEN`, scopes create_runner, manage_runner,
-      read_api), Owner of ``mygroup``;
+      read_api; token :data:`OWNER_API_TOKEN`, scope api), Owner of ``mygroup``;
     * ``reader`` (token :data:`READER_TOKEN`, scope read_api), Developer of ``mygroup``.
 
     ``fake_gitlab.url`` is the GitLab base URL (``http://127.0.0.1:PORT``).
@@ -31,6 +33,7 @@ def fake_gitlab() -> Iterator[FakeGitLab]:
     gitlab = FakeGitLab()
     gitlab.add_user("owner", OWNER_TOKEN, ["create_runner", "manage_runner", "read_api"])
     gitlab.add_user("reader", READER_TOKEN, ["read_api"])
+    gitlab.add_token("owner", OWNER_API_TOKEN, ["api"], name="api")
     gitlab.add_group(GROUP, {"owner": OWNER, "reader": DEVELOPER})
     with gitlab:
         yield gitlab

@@ -5,6 +5,12 @@ project uses: the current user and token, groups and their members, and the runn
 lifecycle of the "new runner workflow" (``POST /user/runners``, ``glrt-`` tokens,
 verify, reset, delete).
 
+Projects, their repositories, tags, releases, pipeline schedules, CI/CD variables and
+the GraphQL ``catalogResourcesCreate`` mutation live in :mod:`tests.fakes.gitlab_projects`
+(:class:`~tests.fakes.gitlab_projects.ProjectsApi`); FakeGitLab registers its routes and
+forwards the seeding and assertion helpers (:meth:`FakeGitLab.add_project`,
+:meth:`FakeGitLab.project`, ...).
+
 Routes live in one table (:meth:`FakeGitLab._routes`); more can be registered with
 :meth:`FakeGitLab.add_route` (see its docstring) without touching the dispatcher.
 """
@@ -19,10 +25,20 @@ import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
 from tests.fakes.server import FakeServer, Request, Response
+
+if TYPE_CHECKING:
+    from tests.fakes.gitlab_projects import (
+        CiVariable,
+        Commit,
+        PipelineSchedule,
+        Project,
+        Release,
+        Tag,
+    )
 
 API_PREFIX = "/api/v4"
 
@@ -30,6 +46,9 @@ GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 
 #: Scope sets accepted by the routes (GitLab's ``allow_access_with_scope``).
 READ_API = ("api", "read_api")
+#: Writes through the REST API (projects, commits, tags, schedules, variables) need ``api``:
+#: ``write_repository`` is for Git over HTTP only.
+WRITE_API = ("api",)
 READ_USER = ("api", "read_api", "read_user")
 CREATE_RUNNER = ("create_runner", "api")
 MANAGE_RUNNER = ("manage_runner", "api")
@@ -195,7 +214,8 @@ Handler = Callable[[Call], Response]
 
 @dataclass(frozen=True)
 class Route:
-    """One entry of the routing table: ``pattern`` uses ``:name`` placeholders."""
+    """One entry of the routing table: ``pattern`` (the full path, e.g. ``/api/v4/user``)
+    uses ``:name`` placeholders."""
 
     method: str
     pattern: str
@@ -284,7 +304,16 @@ class FakeGitLab(FakeServer):
         self._runners: dict[int, Runner] = {}
         self._issued_tokens: list[str] = []
         self._ids: dict[str, int] = {}
-        self._route_table: list[Route] = [Route.make(*r) for r in self._routes()]
+        # gitlab_projects imports this module, hence the import here.
+        from tests.fakes.gitlab_projects import ProjectsApi
+
+        #: Projects, repositories, schedules, variables and GraphQL (gitlab_projects.py).
+        self.projects_api = ProjectsApi(self)
+        self._route_table: list[Route] = [
+            Route.make(method, API_PREFIX + pattern, handler, scopes)
+            for method, pattern, handler, scopes in self._routes() + self.projects_api.routes()
+        ]
+        self._route_table += [Route.make(*r) for r in self.projects_api.root_routes()]
 
     # -- routing table -------------------------------------------------------------
 
@@ -320,13 +349,19 @@ class FakeGitLab(FakeServer):
         ]
 
     def add_route(
-        self, method: str, pattern: str, handler: Handler, scopes: tuple[str, ...] = READ_API
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        scopes: tuple[str, ...] = READ_API,
+        *,
+        prefix: str = API_PREFIX,
     ) -> None:
         """Register another route (checked before the built-in ones).
 
         Args:
             method: HTTP method.
-            pattern: Path under ``/api/v4`` with ``:name`` placeholders, e.g.
+            pattern: Path under ``prefix`` with ``:name`` placeholders, e.g.
                 ``/projects/:id/repository/files/:file_path``. Placeholder values
                 reach the handler URL-decoded in ``call.params``.
             handler: ``(Call) -> Response``; it runs with :attr:`lock` held, may
@@ -334,9 +369,11 @@ class FakeGitLab(FakeServer):
                 :meth:`access_level`, :meth:`paginate` and :meth:`json`.
             scopes: Token scopes accepted (``READ_API``, ``("api",)``, ...;
                 ``NO_AUTH`` for no personal token, ``ANY_SCOPE`` for any token).
+            prefix: What ``pattern`` is under: ``/api/v4`` by default, ``""`` for a
+                route outside the REST API (``/api/graphql``).
         """
         with self.lock:
-            self._route_table.insert(0, Route.make(method, pattern, handler, scopes))
+            self._route_table.insert(0, Route.make(method, prefix + pattern, handler, scopes))
 
     # -- seeding -------------------------------------------------------------------
 
@@ -489,6 +526,78 @@ class FakeGitLab(FakeServer):
         with self.lock:
             return self._status(self._runners[runner_id])
 
+    # -- projects (tests/fakes/gitlab_projects.py) -----------------------------------
+
+    def add_project(
+        self,
+        full_path: str,
+        files: dict[str, str] | None = None,
+        default_branch: str = "main",
+        *,
+        visibility: str = "private",
+        description: str = "",
+        name: str | None = None,
+        executables: tuple[str, ...] = (),
+    ) -> Project:
+        """Create a project in an existing group; ``files`` (path -> content) become its
+        first commit on ``default_branch``, none leaves the repository empty."""
+        with self.lock:
+            return self.projects_api.add_project(
+                full_path,
+                files,
+                default_branch,
+                visibility=visibility,
+                description=description,
+                name=name,
+                executables=executables,
+            )
+
+    def add_release(
+        self,
+        full_path: str,
+        tag_name: str,
+        *,
+        name: str | None = None,
+        description: str = "",
+        ref: str | None = None,
+    ) -> Release:
+        """Seed a release (its tag is created at ``ref``, default branch by default)."""
+        with self.lock:
+            return self.projects_api.add_release(
+                full_path, tag_name, name=name, description=description, ref=ref
+            )
+
+    def add_schedule(self, full_path: str, description: str, **attrs: Any) -> PipelineSchedule:
+        """Seed a pipeline schedule (``ref``, ``cron``, ``owner``, ``variables``, ...)."""
+        with self.lock:
+            return self.projects_api.add_schedule(full_path, description, **attrs)
+
+    def add_variable(self, full_path: str, key: str, value: str, **attrs: Any) -> CiVariable:
+        """Seed a project CI/CD variable (``masked``, ``protected``, ... as keywords)."""
+        with self.lock:
+            return self.projects_api.add_variable(full_path, key, value, **attrs)
+
+    def project(self, full_path: str) -> Project:
+        """A deep copy of a project: ``files`` (branch -> path -> content), ``commits``,
+        ``tags``, ``schedules``, ``variables``, ``catalog_resource``... (KeyError if none)."""
+        with self.lock:
+            return self.projects_api.snapshot(full_path)
+
+    def commits(self, full_path: str, ref: str | None = None) -> list[Commit]:
+        """A project's commits (only the history of ``ref`` if given), newest first."""
+        with self.lock:
+            return self.projects_api.commits(full_path, ref)
+
+    def tags(self, full_path: str) -> dict[str, Tag]:
+        """A project's tags by name (copies)."""
+        with self.lock:
+            return self.projects_api.tags(full_path)
+
+    def catalog_resource(self, full_path: str) -> bool:
+        """Whether ``catalogResourcesCreate`` marked the project as a CI/CD Catalog resource."""
+        with self.lock:
+            return self.projects_api.get(full_path).catalog_resource
+
     # -- helpers for handlers ------------------------------------------------------
 
     def find_group(self, id_or_path: str | int) -> Group | None:
@@ -568,15 +677,12 @@ class FakeGitLab(FakeServer):
         return Response.json(500, {"message": "500 Internal Server Error"})
 
     def handle(self, request: Request) -> Response:
-        if not request.path.startswith(API_PREFIX + "/"):
-            return Response.json(404, {"error": "404 Not Found"})
-        path = request.path[len(API_PREFIX) :]
         host = request.header("host", f"127.0.0.1:{self.port}")
         base_url = f"http://{host}{API_PREFIX}"
         for route in self._route_table:
             if route.method != request.method:
                 continue
-            matched = route.regex.match(path)
+            matched = route.regex.match(request.path)
             if matched is None:
                 continue
             params = {k: unquote(v) for k, v in matched.groupdict().items()}
@@ -594,13 +700,32 @@ class FakeGitLab(FakeServer):
     def _authenticate(self, call: Call, route: Route) -> None:
         if route.scopes == NO_AUTH:
             return
-        request = call.request
+        pat = self.request_token(call.request)
+        if pat is None:
+            raise error(401, "401 Unauthorized")
+        if route.scopes != ANY_SCOPE and not set(route.scopes) & set(pat.scopes):
+            raise ApiError(
+                403,
+                {
+                    "error": "insufficient_scope",
+                    "error_description": INSUFFICIENT_SCOPE_DESCRIPTION,
+                    "scope": " ".join(route.scopes),
+                },
+            )
+        pat.last_used_at = now()
+        call.token = pat
+        call.user = self.users[pat.user_id]
+
+    def request_token(self, request: Request) -> PersonalAccessToken | None:
+        """The personal access token a request carries (``PRIVATE-TOKEN``, ``private_token``
+        or ``Authorization: Bearer``), None when it has none; 401 when it is unknown,
+        revoked or expired."""
         raw = request.header("private-token") or request.query.get("private_token", "")
         bearer = request.header("authorization")
         if not raw and bearer.lower().startswith("bearer "):
             raw = bearer[7:].strip()
         if not raw:
-            raise error(401, "401 Unauthorized")
+            return None
         pat = self.tokens.get(raw)
         if pat is None:
             raise error(401, "401 Unauthorized")
@@ -622,18 +747,7 @@ class FakeGitLab(FakeServer):
                     "re-authorization or token refresh.",
                 },
             )
-        if route.scopes != ANY_SCOPE and not set(route.scopes) & set(pat.scopes):
-            raise ApiError(
-                403,
-                {
-                    "error": "insufficient_scope",
-                    "error_description": INSUFFICIENT_SCOPE_DESCRIPTION,
-                    "scope": " ".join(route.scopes),
-                },
-            )
-        pat.last_used_at = now()
-        call.token = pat
-        call.user = self.users[pat.user_id]
+        return pat
 
     # -- representations -----------------------------------------------------------
 
