@@ -258,7 +258,8 @@ def install(
             # The lock lives in the namespace, so the namespace comes first (apply is
             # idempotent: a concurrent install creating it too is harmless).
             created_namespace = _create_namespace(ctx)
-        planned = _plan(ctx, local, image_cache_ok, True, dry_run=False)
+        # A namespace created just now holds nothing yet: no need to read its objects.
+        planned = _plan(ctx, local, image_cache_ok, namespace_exists, dry_run=False)
         if planned.writes_nothing:
             # Nothing to change: no lock either, so a no-op run writes nothing at all.
             result = planned.result

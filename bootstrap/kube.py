@@ -115,6 +115,7 @@ class Kube:
         self.retries = max(1, retries)
         self.backoff = backoff
         self.calls = Calls()
+        self._rules: dict[str, tuple[builtins.list[dict[str, Any]], bool]] = {}
         configuration = client.Configuration()
         config_file = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
         default_file = Path("~/.kube/config").expanduser()
@@ -391,6 +392,8 @@ class Kube:
             "kind": "SelfSubjectRulesReview",
             "spec": {"namespace": namespace},
         }
+        if namespace in self._rules:
+            return self._rules[namespace]
         what = "list the permissions of the current user"
         status, body = self.request(
             "POST",
@@ -402,7 +405,12 @@ class Kube:
         if status == 404:
             return [], True
         result = self._check(status, body, what).get("status") or {}
-        return list(result.get("resourceRules") or []), bool(result.get("incomplete"))
+        # Rules do not change during one run: one review per namespace is enough.
+        self._rules[namespace] = (
+            list(result.get("resourceRules") or []),
+            bool(result.get("incomplete")),
+        )
+        return self._rules[namespace]
 
     def granted_by_rules(
         self, pairs: Iterable[tuple[str, str]], namespace: str

@@ -122,6 +122,11 @@ class Lock:
 
     def try_acquire(self) -> Holder | None:
         """Take the lock if it is free or expired; otherwise return who holds it."""
+        # Create first: the lock is usually free, and a taken one answers 409 at once.
+        won = self._write(self.kube.create, self._body(acquire=True))
+        if won is not None:
+            self._lease = won
+            return None
         lease = self.kube.get("Lease", LEASE, self.namespace)
         if lease is None:
             won = self._write(self.kube.create, self._body(acquire=True))
