@@ -148,6 +148,15 @@ def _gitlab_token() -> str:
     return gitlab_token(os.environ)
 
 
+timeout_option = click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up (exit 5) when the run, waits included, takes longer.",
+)
+
 output_option = click.option(
     "--output",
     "-o",
@@ -162,14 +171,7 @@ output_option = click.option(
 @settings_options
 @click.option("--dry-run", is_flag=True, help="Read only: print the plan, change nothing.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the rollout and the runner.")
-@click.option(
-    "--timeout",
-    type=click.IntRange(min=1),
-    default=600,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up (exit 5) when the run, waits included, takes longer.",
-)
+@timeout_option
 @click.option(
     "--skip-templates", is_flag=True, help="Do not publish the CI templates into the group."
 )
@@ -246,14 +248,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--force", is_flag=True, help="Rotate even when the token is far from expiring.")
 @click.option("--dry-run", is_flag=True, help="Read only: say what would happen.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the new pod and the runner.")
-@click.option(
-    "--timeout",
-    type=click.IntRange(min=1),
-    default=600,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up (exit 5) when the run, waits included, takes longer.",
-)
+@timeout_option
 @output_option
 def rotate(**params: Any) -> None:
     """Reset the runner token, store it in the cluster and roll the runner pod.
@@ -368,14 +363,7 @@ def _stdin_is_terminal() -> bool:
     is_flag=True,
     help="Delete the runner in GitLab without waiting for its pod to finish running jobs.",
 )
-@click.option(
-    "--timeout",
-    type=click.IntRange(min=1),
-    default=600,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up (exit 5) when the run, the wait for running jobs included, takes longer.",
-)
+@timeout_option
 @output_option
 def uninstall(**params: Any) -> None:
     """Delete the runner in GitLab and every object install deployed (idempotent).

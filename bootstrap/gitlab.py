@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from bootstrap import __version__
+from bootstrap.calls import Calls
 from bootstrap.errors import GitLabError, InvalidInput
 
 if TYPE_CHECKING:
@@ -128,15 +129,6 @@ class NewToken:
         return f"NewToken(runner_id={self.runner_id}, token={redact_token(self.token)})"
 
 
-@dataclass
-class Calls:
-    """Counts of requests made, by kind, for the request-count figures."""
-
-    reads: int = 0
-    writes: int = 0
-    log: list[str] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Project:
     id: int
@@ -235,11 +227,7 @@ class GitLab:
         attempts = self.retries if (not write or idempotent) else 1
         delay = self.backoff
         for attempt in range(1, attempts + 1):
-            if write:
-                self.calls.writes += 1
-            else:
-                self.calls.reads += 1
-            self.calls.log.append(what)
+            self.calls.record(what, write=write)
             try:
                 return func()
             except gitlab.exceptions.GitlabHttpError as exc:
@@ -271,6 +259,16 @@ class GitLab:
                     else "check gitlab.url / GITLAB_URL and your network or proxy",
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_or_none(self, what: str, path: str) -> dict[str, Any] | None:
+        """``GET path`` as a JSON object; None when GitLab answers 404."""
+        try:
+            data = self._call(what, lambda: self._gl.http_get(path), write=False)
+        except GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _object(data)
 
     def _http_error(self, what: str, exc: Exception) -> GitLabError:
         code = getattr(exc, "response_code", None) or 0
@@ -376,18 +374,10 @@ class GitLab:
 
     def access_level(self, group_id: int, user_id: int) -> int:
         """The user's effective role in the group (inherited memberships count), 0 if none."""
-        try:
-            data = self._call(
-                "read group membership",
-                lambda: self._gl.http_get(f"/groups/{group_id}/members/all/{user_id}"),
-                write=False,
-            )
-        except GitLabError as exc:
-            if exc.status == 404:
-                return 0
-            raise
-        data = _object(data)
-        return int(data.get("access_level", 0))
+        data = self._get_or_none(
+            "read group membership", f"/groups/{group_id}/members/all/{user_id}"
+        )
+        return int(data.get("access_level", 0)) if data else 0
 
     # --- runners --------------------------------------------------------------------------
 
@@ -407,17 +397,12 @@ class GitLab:
 
     def runner(self, runner_id: int) -> Runner | None:
         """One runner's details, or None when it no longer exists."""
-        try:
-            data = self._call(
-                f"read runner #{runner_id}",
-                lambda: self._gl.http_get(f"/runners/{runner_id}"),
-                write=False,
-            )
-        except GitLabError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        data = _object(data)
+        data = self._get_or_none(
+            f"read runner #{runner_id}",
+            f"/runners/{runner_id}",
+        )
+        if data is None:
+            return None
         return Runner.from_api(data)
 
     def create_runner(self, group_id: int, attributes: dict[str, Any]) -> NewToken:
@@ -501,17 +486,12 @@ class GitLab:
 
     def project(self, full_path: str) -> Project | None:
         encoded = quote(full_path, safe="")
-        try:
-            data = self._call(
-                f"read project {full_path}",
-                lambda: self._gl.http_get(f"/projects/{encoded}"),
-                write=False,
-            )
-        except GitLabError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        data = _object(data)
+        data = self._get_or_none(
+            f"read project {full_path}",
+            f"/projects/{encoded}",
+        )
+        if data is None:
+            return None
         return Project.from_api(data)
 
     def create_project(self, group_id: int, attributes: dict[str, Any]) -> Project:
@@ -557,17 +537,12 @@ class GitLab:
     def branch_head(self, project_id: int, branch: str) -> str | None:
         """The commit sha a branch points at, None when the branch does not exist."""
         encoded = quote(branch, safe="")
-        try:
-            data = self._call(
-                f"read branch {branch}",
-                lambda: self._gl.http_get(f"/projects/{project_id}/repository/branches/{encoded}"),
-                write=False,
-            )
-        except GitLabError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        data = _object(data)
+        data = self._get_or_none(
+            f"read branch {branch}",
+            f"/projects/{project_id}/repository/branches/{encoded}",
+        )
+        if data is None:
+            return None
         return str(data["commit"]["id"])
 
     def commit(
@@ -588,17 +563,12 @@ class GitLab:
     def tag_target(self, project_id: int, tag: str) -> str | None:
         """The commit sha a tag points at, None when there is no such tag."""
         encoded = quote(tag, safe="")
-        try:
-            data = self._call(
-                f"read tag {tag}",
-                lambda: self._gl.http_get(f"/projects/{project_id}/repository/tags/{encoded}"),
-                write=False,
-            )
-        except GitLabError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        data = _object(data)
+        data = self._get_or_none(
+            f"read tag {tag}",
+            f"/projects/{project_id}/repository/tags/{encoded}",
+        )
+        if data is None:
+            return None
         return str(data["commit"]["id"])
 
     def create_tag(self, project_id: int, tag: str, ref: str, message: str) -> None:
@@ -741,17 +711,9 @@ class GitLab:
 
     def project_variable(self, project_id: int, key: str) -> dict[str, Any] | None:
         """A project CI/CD variable's settings (masked, protected), None when missing."""
-        try:
-            data = self._call(
-                f"read CI/CD variable {key}",
-                lambda: self._gl.http_get(f"/projects/{project_id}/variables/{key}"),
-                write=False,
-            )
-        except GitLabError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _object(data)
+        return self._get_or_none(
+            f"read CI/CD variable {key}", f"/projects/{project_id}/variables/{key}"
+        )
 
 
 def _object(data: Any) -> dict[str, Any]:

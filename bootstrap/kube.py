@@ -13,12 +13,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from bootstrap import __version__
+from bootstrap.calls import Calls
 from bootstrap.errors import InvalidInput, KubeError
 from bootstrap.render.names import FIELD_MANAGER
 
@@ -67,15 +68,6 @@ def kind_of(kind: str) -> Kind:
         return KINDS[kind]
     except KeyError:  # pragma: no cover - a programming error
         raise ValueError(f"unmanaged kind {kind}") from None
-
-
-@dataclass
-class Calls:
-    """Counts of requests made, for the request-count figures."""
-
-    reads: int = 0
-    writes: int = 0
-    log: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -177,11 +169,9 @@ class Kube:
         attempts = self.retries if retry else 1
         delay = self.backoff
         for attempt in range(1, attempts + 1):
-            if is_write and not (query or {}).get("dryRun"):
-                self.calls.writes += 1
-            else:
-                self.calls.reads += 1
-            self.calls.log.append(f"{method} {path}")
+            self.calls.record(
+                f"{method} {path}", write=is_write and not (query or {}).get("dryRun")
+            )
             try:
                 m, url, hdrs, data, _ = self._api.param_serialize(
                     method=method,

@@ -188,8 +188,8 @@ def parallel(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 def requests_made(ctx: Context) -> dict[str, dict[str, int]]:
     """Request counts of both connections, for ``--output json``."""
     return {
-        "gitlab": {"reads": ctx.gitlab.calls.reads, "writes": ctx.gitlab.calls.writes},
-        "kubernetes": {"reads": ctx.kube.calls.reads, "writes": ctx.kube.calls.writes},
+        "gitlab": ctx.gitlab.calls.as_dict(),
+        "kubernetes": ctx.kube.calls.as_dict(),
     }
 
 

@@ -16,6 +16,20 @@ from tests.fakes.fixtures import GROUP, OWNER_TOKEN
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.kube import FakeKube
 
+#: Every object a default install leaves in the fake cluster (kind/name).
+EXPECTED = {
+    "Namespace/gitlab-runner",
+    "ServiceAccount/gitlab-runner",
+    "Role/gitlab-runner",
+    "RoleBinding/gitlab-runner",
+    "ServiceAccount/gitlab-runner-rotator",
+    "Role/gitlab-runner-rotator",
+    "RoleBinding/gitlab-runner-rotator",
+    "Secret/gitlab-runner-config",
+    "ImageCache/gitlab-runner-gitlab-runner",
+    "Deployment/gitlab-runner",
+}
+
 
 @dataclass
 class Target:

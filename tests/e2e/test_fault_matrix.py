@@ -18,24 +18,13 @@ import pytest
 
 from bootstrap.render.objects import config_checksum
 from tests.conftest import OUTPUTS, CliResult, run_cli
+from tests.e2e.conftest import EXPECTED
 from tests.fakes.fixtures import GROUP, OWNER_TOKEN
 from tests.fakes.gitlab import OWNER, FakeGitLab
 from tests.fakes.kube import FakeKube
 
 FAULTS = ("500", "429", "reset", "delay")
 TIMEOUT = 1.0  # client request timeout in this test; a "delay" fault answers after 1.5 s
-EXPECTED = {
-    "Namespace/gitlab-runner",
-    "ServiceAccount/gitlab-runner",
-    "Role/gitlab-runner",
-    "RoleBinding/gitlab-runner",
-    "ServiceAccount/gitlab-runner-rotator",
-    "Role/gitlab-runner-rotator",
-    "RoleBinding/gitlab-runner-rotator",
-    "Secret/gitlab-runner-config",
-    "ImageCache/gitlab-runner-gitlab-runner",
-    "Deployment/gitlab-runner",
-}
 
 
 class World:

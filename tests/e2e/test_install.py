@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import EXPECTED, Target
 from tests.fakes.fixtures import READER_TOKEN
-
-EXPECTED = {
-    "Namespace/gitlab-runner",
-    "ServiceAccount/gitlab-runner",
-    "Role/gitlab-runner",
-    "RoleBinding/gitlab-runner",
-    "ServiceAccount/gitlab-runner-rotator",
-    "Role/gitlab-runner-rotator",
-    "RoleBinding/gitlab-runner-rotator",
-    "Secret/gitlab-runner-config",
-    "ImageCache/gitlab-runner-gitlab-runner",
-    "Deployment/gitlab-runner",
-}
 
 
 def _objects(target: Target) -> set[str]:
