@@ -182,8 +182,9 @@ output_option = click.option(
 def install(**params: Any) -> None:
     """Create the group runner in GitLab and deploy it to Kubernetes (idempotent).
 
-    Needs GITLAB_TOKEN: a token of a group Owner with the create_runner and manage_runner
-    scopes, and a kubeconfig that may manage the namespace. A second run with nothing
+    Needs GITLAB_TOKEN: a token of a group Owner with the api scope (create_runner,
+    manage_runner and read_api are enough with --skip-templates --skip-schedule), and a
+    kubeconfig that may manage the namespace. A second run with nothing
     changed writes nothing; a run after a lost Secret resets the existing runner's token
     instead of creating a second runner.
 
@@ -475,7 +476,8 @@ def templates() -> None:
 def publish(**params: Any) -> None:
     """Publish the CI templates into a project of the group, versioned.
 
-    Creates the project when missing (internal), commits the rendered templates in one
+    Creates the project when missing (internal; private in a private group), commits the
+    rendered templates in one
     commit (none when nothing changed) and tags vX.Y.Z; the project's own pipeline then
     creates the release with the `release:` keyword, which lists it in the CI/CD Catalog.
     Needs GITLAB_TOKEN with the api scope. Prints the `include:` lines to use.

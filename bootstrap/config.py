@@ -192,7 +192,7 @@ class RunnerSettings(_Section):
         HELPER_IMAGE_REPOSITORY, description="Helper image repository (e.g. a mirror)."
     )
     helper_arch: Literal["x86_64", "arm64"] = Field("x86_64", description="Job node architecture.")
-    name: str = Field("", description="Runner name in config.toml; default eci-<namespace>.")
+    name: str = Field("", description="Runner name in config.toml; default <cluster>-<namespace>.")
     concurrent: int = Field(10, ge=1, le=10000, description="Jobs running at once, at most.")
     check_interval: int = Field(3, ge=1, le=3600, description="Seconds between job requests.")
     output_limit: int = Field(51200, ge=1, le=1048576, description="Job log limit in KiB.")

@@ -29,6 +29,7 @@ from bootstrap.gitlab import (
 )
 from bootstrap.inputs import gitlab_token, load_credentials
 from bootstrap.kube import KINDS, Kube
+from bootstrap.lock import LOCK_VERBS
 from bootstrap.render import render
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
 from bootstrap.workflow import (
@@ -183,6 +184,14 @@ def _gitlab(
     try:
         info = check_scopes(gl, INSTALL_SCOPES)
         checks.ok("token scopes", ", ".join(sorted(info.scopes)) or "none")
+        if not info.has("api"):
+            checks.warn(
+                "api scope",
+                "no api scope: install also publishes the CI templates and the rotation "
+                "schedule, which need it",
+                "use a token with the api scope, or run install with --skip-templates "
+                "--skip-schedule",
+            )
     except GitLabError as exc:
         checks.fail("token scopes", exc)
     group = _group(checks, gl, settings)
@@ -288,16 +297,17 @@ def _permissions(checks: _Checks, kube: Kube, settings: Settings, image_cache_ok
     """SelfSubjectAccessReviews of every verb install needs, one line per kind it applies."""
     ns = settings.kubernetes.namespace
     rendered = render(settings, Credentials.placeholders(), image_cache_supported=image_cache_ok)
-    kinds = list(dict.fromkeys(obj.kind for obj in rendered.objects))
-    needed = [(verb, kind) for kind in kinds for verb in INSTALL_VERBS]
+    wanted = {obj.kind: INSTALL_VERBS for obj in rendered.objects}
+    wanted["Lease"] = LOCK_VERBS  # the namespace lock install and rotate take
+    needed = [(verb, kind) for kind, verbs in wanted.items() for verb in verbs]
     allowed = {(verb, kind): ok for verb, kind, ok in access_review(kube, needed, ns)}
-    for kind in kinds:
+    for kind, verbs in wanted.items():
         k = KINDS[kind]
-        refused = [verb for verb in INSTALL_VERBS if not allowed[(verb, kind)]]
+        refused = [verb for verb in verbs if not allowed[(verb, kind)]]
         name = f"permissions {kind}"
         where = f"in namespace {ns}" if k.namespaced else "cluster-wide"
         if not refused:
-            checks.ok(name, f"may {', '.join(INSTALL_VERBS)} {k.plural} {where}")
+            checks.ok(name, f"may {', '.join(verbs)} {k.plural} {where}")
             continue
         role = f"a Role in namespace {ns}" if k.namespaced else "a ClusterRole"
         verbs = ", ".join(f'"{v}"' for v in refused)

@@ -10,8 +10,9 @@ from bootstrap.errors import ConfigErrors, InvalidInput
 from bootstrap.render.credentials import Credentials
 
 TOKEN_HINT = (
-    "export a personal (or group) access token of a group Owner with the create_runner and "
-    "manage_runner scopes: export GITLAB_TOKEN=glpat-..."
+    "export a personal (or group) access token of a group Owner with the api scope (or, "
+    "with --skip-templates --skip-schedule, create_runner, manage_runner and read_api): "
+    "export GITLAB_TOKEN=glpat-..."
 )
 
 

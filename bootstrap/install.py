@@ -28,7 +28,7 @@ from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, NewToken, Runner
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube
-from bootstrap.lock import Holder, locked
+from bootstrap.lock import LOCK_VERBS, locked, tell_waiting
 from bootstrap.plan import Change, decide, diff
 from bootstrap.publish import PublishResult, publish
 from bootstrap.render import KubeObject
@@ -170,11 +170,15 @@ def execute_runner(ctx: Context, plan: RunnerPlan) -> NewToken | None:
 
 
 def check_permissions(ctx: Context, changes: list[Change]) -> None:
-    """SelfSubjectAccessReview for each verb the changes need; all refusals at once."""
-    needed = sorted(
-        {("patch", c.obj.kind) for c in changes if c.action != "unchanged"}
-        | {("create", c.obj.kind) for c in changes if c.action == "create"}
-    )
+    """Access reviews for each verb the changes need; all refusals at once.
+
+    Changing anything takes the namespace lock, so the Lease verbs count too.
+    """
+    writes = {("patch", c.obj.kind) for c in changes if c.action != "unchanged"}
+    writes |= {("create", c.obj.kind) for c in changes if c.action == "create"}
+    if writes and not all(c.obj.kind == "Namespace" for c in changes):
+        writes |= {(verb, "Lease") for verb in LOCK_VERBS}
+    needed = sorted(writes)
     namespace = ctx.settings.kubernetes.namespace
     reviewed = access_review(ctx.kube, needed, namespace)
     refused = [f"{verb} {kind}" for verb, kind, ok in reviewed if not ok]
@@ -265,7 +269,7 @@ def install(
             result = planned.result
             _wait(ctx, result, deadline, wait=wait)
         else:
-            with locked(kube, ns, deadline=deadline, on_wait=lambda h: _waiting(report, h)):
+            with locked(kube, ns, deadline=deadline, on_wait=tell_waiting(report)):
                 # Another run may have acted between our reads and the lock: if the runner's
                 # Secret changed, plan again from what is there now.
                 if _secret_version(ctx) != planned.secret_version:
@@ -280,15 +284,12 @@ def install(
         result.templates = publish(
             settings, token=token, dry_run=dry_run, reporter=report, gitlab=ctx.gitlab
         )
+        result.warnings += [w for w in result.templates.warnings if w not in result.warnings]
     if schedule:
         result.schedule = ensure_schedule(settings, ctx.gitlab, dry_run=dry_run, reporter=report)
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)
     return result
-
-
-def _waiting(report: Reporter, holder: Holder) -> None:
-    report.progress(f"Waiting for the lock held by {holder.identity}")
 
 
 def _create_namespace(ctx: Context) -> Change:

@@ -22,10 +22,13 @@ from typing import Any
 
 from bootstrap.errors import KubeError, WaitTimeout
 from bootstrap.kube import Kube
-from bootstrap.render.names import LABEL_MANAGED_BY, MANAGED_BY
+from bootstrap.render.names import LABEL_MANAGED_BY, LOCK_LEASE, MANAGED_BY
+from bootstrap.report import Reporter
 
-LEASE = "gitlab-eci-bootstrap"
+LEASE = LOCK_LEASE
 DURATION = 60
+#: What taking, renewing and releasing the lock needs on Leases.
+LOCK_VERBS = ("create", "get", "update", "delete")
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -216,6 +219,11 @@ class Lock:
             )
         except KubeError:  # the lease expires by itself; releasing is a courtesy
             return
+
+
+def tell_waiting(reporter: Reporter) -> Callable[[Holder], None]:
+    """An ``on_wait`` that shows whom we are waiting for."""
+    return lambda holder: reporter.progress(f"Waiting for the lock held by {holder.identity}")
 
 
 @contextmanager

@@ -91,9 +91,9 @@ def include_snippet(settings: Settings, project_path: str, version: str) -> str:
     return (
         "# As CI/CD components (inputs are optional: defaults are your organisation's):\n"
         "include:\n"
-        f"  - component: $CI_SERVER_FQDN/{project_path}/prepare-git@{version}\n"
-        f"  - component: $CI_SERVER_FQDN/{project_path}/dist-cache@{version}\n"
-        f"  - component: $CI_SERVER_FQDN/{project_path}/kaniko@{version}\n"
+        f"  - component: $CI_SERVER_FQDN/{project_path}/prepare-git@v{version}\n"
+        f"  - component: $CI_SERVER_FQDN/{project_path}/dist-cache@v{version}\n"
+        f"  - component: $CI_SERVER_FQDN/{project_path}/kaniko@v{version}\n"
         "    inputs:\n"
         "      needs: [build]\n"
         "\n"
@@ -204,6 +204,8 @@ def _description(settings: Settings) -> str:
 
 
 def _count(result: PublishResult) -> str:
+    """``16 files (14 added, 2 changed)``."""
+    files = len(result.created) + len(result.updated) + len(result.deleted)
     parts = [
         f"{len(items)} {word}"
         for items, word in (
@@ -213,7 +215,7 @@ def _count(result: PublishResult) -> str:
         )
         if items
     ]
-    return ", ".join(parts)
+    return f"{files} file{'s' if files != 1 else ''} ({', '.join(parts)})"
 
 
 def _message(result: PublishResult, tag: str) -> str:

@@ -36,6 +36,7 @@ from bootstrap.config import Settings
 from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_MANAGE, GitLab, NewToken, parse_time
 from bootstrap.kube import Kube
+from bootstrap.lock import locked, tell_waiting
 from bootstrap.render import names as n
 from bootstrap.render.objects import config_checksum
 from bootstrap.render.runner_config import replace_token
@@ -248,16 +249,37 @@ def rotate(
         result.requests = requests_made(ctx)
         return result
 
-    new = _reset(ctx, runner.id, stored, system_id, by_id)
-    result.new_expires_at = new.expires_at
-    report.info(f"Reset the token of runner #{runner.id} ({result.method})")
-    _store(ctx, secret, new)
-    report.info(f"Stored the new token in Secret {n.CONFIG_SECRET}; the runner pod rolls")
+    with locked(kube, ns, deadline=deadline, on_wait=tell_waiting(report)):
+        fresh = kube.get("Secret", n.CONFIG_SECRET, ns)
+        if _version(fresh) != _version(secret) and fresh is not None:
+            # Another install or rotate changed the token while we waited: decide again.
+            secret, stored = fresh, read_stored(fresh)
+            valid = bool(stored.token) and ctx.gitlab.verify_token(stored.token, system_id)
+            result.decision, result.reason = decide(
+                token_valid=valid,
+                expires_at=parse_time(stored.expires_at),
+                now=now or datetime.now(UTC),
+                within=within,
+                force=False,
+            )
+            if result.decision == "skip":
+                result.reason += " (another run rotated it meanwhile)"
+                result.requests = requests_made(ctx)
+                return result
+        new = _reset(ctx, runner.id, stored, system_id, by_id)
+        result.new_expires_at = new.expires_at
+        report.info(f"Reset the token of runner #{runner.id} ({result.method})")
+        _store(ctx, secret, new)
+        report.info(f"Stored the new token in Secret {n.CONFIG_SECRET}; the runner pod rolls")
     if wait:
         result.rollout = wait_rollout(ctx, deadline)
         result.online = wait_online(ctx, runner.id, deadline)
     result.requests = requests_made(ctx)
     return result
+
+
+def _version(obj: dict[str, Any] | None) -> str | None:
+    return obj["metadata"].get("resourceVersion") if obj else None
 
 
 def _store(ctx: Context, secret: dict[str, Any], new: NewToken) -> None:

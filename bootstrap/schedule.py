@@ -199,7 +199,8 @@ def _check_project(
         )
     templates = {
         "BOOTSTRAP_TEMPLATES_PROJECT": f"{settings.gitlab.group}/{settings.templates.project}",
-        "BOOTSTRAP_TEMPLATES_VERSION": settings.templates.version,
+        # The tag publish makes: a component reference names it exactly.
+        "BOOTSTRAP_TEMPLATES_VERSION": f"v{settings.templates.version}",
     }
     for key, value in templates.items():
         live = gitlab.project_variable(project_id, key)

@@ -19,6 +19,8 @@ ROLE = "gitlab-runner"
 # The scheduled rotation job runs as this ServiceAccount (selected through the runner's
 # service-account overwrite); its Role reaches only the config Secret and the Deployment.
 ROTATOR = "gitlab-runner-rotator"
+# The namespace's lock (a coordination.k8s.io Lease) that install and rotate hold.
+LOCK_LEASE = "gitlab-eci-bootstrap"
 REGISTRY_SECRET = "registry-auth-secret"
 GIT_SSH_SECRET = "gitlab-credentials"
 KUBE_CLIENT_SECRET = "gitlab-runner-kube-client"

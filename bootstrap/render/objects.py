@@ -127,7 +127,8 @@ def role_binding(settings: Settings, name: str = n.ROLE) -> dict[str, Any]:
     }
 
 
-# What `bootstrap rotate` reads and patches, and nothing else.
+# What `bootstrap rotate` reads and patches, and its lock (a Lease), and nothing else.
+# RBAC cannot restrict `create` by name, so creating Leases is allowed in the namespace.
 ROTATOR_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": [""],
@@ -141,6 +142,13 @@ ROTATOR_RULES: list[dict[str, Any]] = [
         "resourceNames": [n.DEPLOYMENT],
         "verbs": ["get", "patch"],
     },
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [n.LOCK_LEASE],
+        "verbs": ["get", "update", "delete"],
+    },
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
 ]
 
 
@@ -336,9 +344,13 @@ def deployment(settings: Settings, checksum: str) -> dict[str, Any]:
             "limits": {"cpu": runner.cpu_limit, "memory": runner.memory_limit},
         },
         # The local metrics endpoint: probing it never calls the GitLab API.
-        "readinessProbe": {"httpGet": probe_http, "periodSeconds": 10, "timeoutSeconds": 3},
+        "readinessProbe": {
+            "httpGet": dict(probe_http),  # copies: shared dicts become YAML anchors
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+        },
         "livenessProbe": {
-            "httpGet": probe_http,
+            "httpGet": dict(probe_http),
             "initialDelaySeconds": 30,
             "periodSeconds": 30,
             "timeoutSeconds": 5,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.e2e.conftest import Target
-from tests.fakes.fixtures import READER_TOKEN
+from tests.fakes.fixtures import OWNER_API_TOKEN, READER_TOKEN
 
 
 def _checks(stdout: str) -> dict[str, dict[str, object]]:
@@ -34,6 +34,7 @@ def test_all_green_on_a_fresh_cluster(target: Target) -> None:
 
 
 def test_json_lists_every_check(target: Target) -> None:
+    target.token = OWNER_API_TOKEN
     result = target.run("doctor", "--output", "json")
 
     assert result.exit_code == 0, result.output
@@ -52,6 +53,7 @@ def test_json_lists_every_check(target: Target) -> None:
         "permissions Role",
         "permissions ImageCache",
         "permissions Deployment",
+        "permissions Lease",
     } <= set(checks)
     assert all(c["status"] == "ok" for c in checks.values()), checks
     assert json.loads(result.stdout)["exit_code"] == 0
@@ -134,3 +136,10 @@ def test_namespace_that_may_not_be_created_fails(target: Target) -> None:
     assert result.exit_code == 4, result.output
     assert "✗ namespace" in result.stdout
     assert "create_namespace is false" in result.stdout
+
+
+def test_a_token_without_api_is_warned_about(target: Target) -> None:
+    result = target.run("doctor")
+    assert result.exit_code == 0, result.output
+    assert "! api scope" in result.stdout
+    assert "--skip-templates --skip-schedule" in result.stdout

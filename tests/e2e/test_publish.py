@@ -32,7 +32,7 @@ def test_publish_creates_the_project_commits_once_and_tags(target: Target) -> No
     assert "README.md" in files
     assert ".gitlab-ci.yml" in files
     assert target.gitlab.catalog_resource(TEMPLATES) is True
-    assert "component: $CI_SERVER_FQDN/mygroup/ci-templates/kaniko@1.0.0" in str(
+    assert "component: $CI_SERVER_FQDN/mygroup/ci-templates/kaniko@v1.0.0" in str(
         report["include_snippet"]
     )
 
@@ -127,7 +127,7 @@ def test_install_publishes_and_creates_the_schedule_once_then_updates_it_in_plac
     assert variables["BOOTSTRAP_NAMESPACE"] == "gitlab-runner"
     assert target.gitlab.tags(TEMPLATES)
     project_variables = {v.key: v.value for v in target.gitlab.project(OPS).variables}
-    assert project_variables["BOOTSTRAP_TEMPLATES_VERSION"] == "1.0.0"
+    assert project_variables["BOOTSTRAP_TEMPLATES_VERSION"] == "v1.0.0"
     assert project_variables["BOOTSTRAP_TEMPLATES_PROJECT"] == "mygroup/ci-templates"
 
     target.gitlab.clear_log()

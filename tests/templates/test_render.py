@@ -109,7 +109,7 @@ def test_organisation_defaults_are_baked_into_input_defaults() -> None:
     git = resolve_job(load_config(rendered, "include/prepare-git.yml"), ".prepare-git")
     assert git["variables"]["PREPARE_GIT_SSH_PORT"] == "2222"
     # and the docs point at this group, project and version
-    assert "$CI_SERVER_FQDN/org/platform/ci-templates/kaniko@2.3.4" in rendered["README.md"]
+    assert "$CI_SERVER_FQDN/org/platform/ci-templates/kaniko@v2.3.4" in rendered["README.md"]
     assert "project: org/platform/ci-templates" in rendered["include/kaniko.yml"]
 
 
@@ -221,7 +221,7 @@ def test_readme_documents_every_component_and_input(rendered: dict[str, str]) ->
     for name in COMPONENTS:
         section = next(s for s in sections if s.startswith(f"{name}\n"))
         assert "| Input | Type | Default | Description |" in section, name
-        assert f"component: $CI_SERVER_FQDN/mygroup/ci-templates/{name}@1.0.0" in section, name
+        assert f"component: $CI_SERVER_FQDN/mygroup/ci-templates/{name}@v1.0.0" in section, name
         for input_name, spec in component_inputs(rendered[f"templates/{name}.yml"]).items():
             row = next(
                 line for line in section.splitlines() if line.startswith(f"| `{input_name}` |")

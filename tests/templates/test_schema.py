@@ -130,7 +130,7 @@ def test_examples_use_real_components_inputs_and_hidden_jobs(
         if "component" in item:
             components += 1
             match = re.fullmatch(
-                r"\$CI_SERVER_FQDN/mygroup/ci-templates/([a-z-]+)@1\.0\.0", item["component"]
+                r"\$CI_SERVER_FQDN/mygroup/ci-templates/([a-z-]+)@v1\.0\.0", item["component"]
             )
             assert match, item["component"]
             input_values(rendered[f"templates/{match.group(1)}.yml"], item.get("inputs"))

@@ -444,19 +444,27 @@ def test_rendered_yaml_round_trips() -> None:
     assert docs == [obj.body for obj in rendered.objects]
 
 
-def test_rotator_role_reaches_only_the_config_secret_and_the_deployment() -> None:
+def test_rotator_role_reaches_only_the_secret_the_deployment_and_the_lock() -> None:
     rendered = render(make_settings(), CREDS)
     role = rendered.by_ref()[("Role", "gitlab-runner", "gitlab-runner-rotator")].body
     grants = set()
     for rule in role["rules"]:
-        assert set(rule["verbs"]) <= {"get", "patch"}
-        assert len(rule["resourceNames"]) == 1
+        names = rule.get("resourceNames") or ["*"]
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                grants.add((group, resource, rule["resourceNames"][0]))
+                for verb in rule["verbs"]:
+                    grants.add((verb, group, resource, names[0]))
+    lease = ("coordination.k8s.io", "leases")
     assert grants == {
-        ("", "secrets", "gitlab-runner-config"),
-        ("apps", "deployments", "gitlab-runner"),
+        ("get", "", "secrets", "gitlab-runner-config"),
+        ("patch", "", "secrets", "gitlab-runner-config"),
+        ("get", "apps", "deployments", "gitlab-runner"),
+        ("patch", "apps", "deployments", "gitlab-runner"),
+        # its lock: RBAC cannot limit create by name; the rest is limited to the one Lease
+        ("create", *lease, "*"),
+        ("get", *lease, "gitlab-eci-bootstrap"),
+        ("update", *lease, "gitlab-eci-bootstrap"),
+        ("delete", *lease, "gitlab-eci-bootstrap"),
     }
     binding = rendered.by_ref()[("RoleBinding", "gitlab-runner", "gitlab-runner-rotator")].body
     assert binding["subjects"] == [
