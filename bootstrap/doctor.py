@@ -297,7 +297,7 @@ def _permissions(checks: _Checks, kube: Kube, settings: Settings, image_cache_ok
     """SelfSubjectAccessReviews of every verb install needs, one line per kind it applies."""
     ns = settings.kubernetes.namespace
     rendered = render(settings, Credentials.placeholders(), image_cache_supported=image_cache_ok)
-    wanted = {obj.kind: INSTALL_VERBS for obj in rendered.objects}
+    wanted: dict[str, tuple[str, ...]] = {obj.kind: INSTALL_VERBS for obj in rendered.objects}
     wanted["Lease"] = LOCK_VERBS  # the namespace lock install and rotate take
     needed = [(verb, kind) for kind, verbs in wanted.items() for verb in verbs]
     allowed = {(verb, kind): ok for verb, kind, ok in access_review(kube, needed, ns)}
@@ -310,13 +310,13 @@ def _permissions(checks: _Checks, kube: Kube, settings: Settings, image_cache_ok
             checks.ok(name, f"may {', '.join(verbs)} {k.plural} {where}")
             continue
         role = f"a Role in namespace {ns}" if k.namespaced else "a ClusterRole"
-        verbs = ", ".join(f'"{v}"' for v in refused)
+        quoted = ", ".join(f'"{v}"' for v in refused)
         checks.fail(
             name,
             KubeError(
                 f"may not {', '.join(refused)} {k.plural} {where}",
                 hint=f'ask a cluster admin to add to {role}: apiGroups: ["{k.group}"], '
-                f'resources: ["{k.plural}"], verbs: [{verbs}]',
+                f'resources: ["{k.plural}"], verbs: [{quoted}]',
                 status=403,
             ),
         )

@@ -166,7 +166,9 @@ class Kube:
         # The client JSON-encodes bodies of JSON content types itself; others go as text.
         payload = body if "json" in content_type or body is None else json.dumps(body)
         is_write = method not in ("GET", "HEAD") and not read_only
-        attempts = self.retries if retry else 1
+        # A request that must not be repeated blindly is still repeated after a 429: the
+        # server says it did not process it.
+        attempts = self.retries
         delay = self.backoff
         for attempt in range(1, attempts + 1):
             self.calls.record(
@@ -185,7 +187,7 @@ class Kube:
                 status = int(response.status)
                 raw = response.data or b""
             except (Urllib3Error, OSError) as exc:
-                if attempt < attempts:
+                if retry and attempt < attempts:
                     time.sleep(delay)
                     delay *= 2
                     continue
@@ -194,7 +196,7 @@ class Kube:
                     f"{self.host} ({type(exc).__name__})",
                     hint="check the kube context, VPN or network, and that the cluster is up",
                 ) from None
-            if status in _RETRY_STATUSES and attempt < attempts:
+            if status in _RETRY_STATUSES and attempt < attempts and (retry or status == 429):
                 retry_after = _retry_after(response)
                 time.sleep(retry_after if retry_after is not None else delay)
                 delay *= 2

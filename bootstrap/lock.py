@@ -153,11 +153,12 @@ class Lock:
     def _write(
         self, write: Callable[[dict[str, Any]], dict[str, Any] | None], body: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """A create or replace: the stored Lease, or None on a conflict or an unknown outcome."""
+        """A create or replace: the stored Lease, or None on a conflict or an unknown outcome
+        (no answer, or a server error: it may have happened; the caller reads the Lease)."""
         try:
             return write(body)
         except KubeError as exc:
-            if exc.status is not None:
+            if exc.status is not None and exc.status < 500:
                 raise
             return None
 

@@ -222,8 +222,9 @@ def remove_schedule(
 ) -> str | None:
     """Delete the rotation schedule (uninstall). Returns what happened, None when none was.
 
-    A token that may not delete it only earns a warning: the runner is gone either way, and
-    the schedule's job then ends with "nothing installed".
+    A token that may not delete it only earns a warning naming the schedule: the runner is
+    gone either way, and until someone deletes the schedule its daily job fails (exit 4,
+    "no runner is installed").
     """
     report = reporter or QuietReporter()
     path = ops_project(settings)
