@@ -242,13 +242,16 @@ def install(
     settings = ctx.settings
     kube, ns = ctx.kube, settings.kubernetes.namespace
 
-    namespace_exists, _ = read_namespace(kube, ns)
+    # Two independent reads, in parallel.
+    (namespace_exists, _), image_cache_ok = parallel(
+        lambda read: read(),
+        [lambda: read_namespace(kube, ns), lambda: image_cache_supported(kube, settings)],
+    )
     if not namespace_exists and not settings.kubernetes.create_namespace:
         raise KubeError(
             f"namespace {ns} does not exist and kubernetes.create_namespace is false",
             hint="create it, or set create_namespace = true",
         )
-    image_cache_ok = image_cache_supported(kube, settings)
     if image_cache_wanted(settings) and not image_cache_ok:
         ctx.warn(IMAGE_CACHE_MISSING)
 
