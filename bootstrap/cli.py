@@ -140,6 +140,13 @@ def render(**params: Any) -> None:
         click.echo(f"Removed {path} (no longer rendered)", err=True)
 
 
+def _show(output: str, result: Any, text: Callable[[Any], str]) -> None:
+    """Print a workflow's result: JSON for scripts, else its text view."""
+    from bootstrap.present import to_json
+
+    click.echo(to_json(result.as_dict()) if output == "json" else text(result), nl=False)
+
+
 def _gitlab_token() -> str:
     import os
 
@@ -199,7 +206,7 @@ def install(**params: Any) -> None:
 
     from bootstrap.config import require_group
     from bootstrap.install import install as run_install
-    from bootstrap.present import install_text, to_json
+    from bootstrap.present import install_text
     from bootstrap.report import ConsoleReporter
 
     loaded = _load(params)
@@ -220,10 +227,7 @@ def install(**params: Any) -> None:
         )
     finally:
         reporter.close()
-    if params["output"] == "json":
-        click.echo(to_json(result.as_dict()), nl=False)
-    else:
-        click.echo(install_text(result), nl=False)
+    _show(params["output"], result, install_text)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -265,7 +269,7 @@ def rotate(**params: Any) -> None:
       bootstrap rotate --group mygroup --force --dry-run
     """
     from bootstrap.config import require_group
-    from bootstrap.present import rotate_text, to_json
+    from bootstrap.present import rotate_text
     from bootstrap.report import ConsoleReporter
     from bootstrap.rotate import rotate as run_rotate
 
@@ -286,10 +290,7 @@ def rotate(**params: Any) -> None:
         )
     finally:
         reporter.close()
-    if params["output"] == "json":
-        click.echo(to_json(result.as_dict()), nl=False)
-    else:
-        click.echo(rotate_text(result), nl=False)
+    _show(params["output"], result, rotate_text)
 
 
 @cli.command(
@@ -320,7 +321,7 @@ def status(**params: Any) -> None:
     import os
 
     from bootstrap.config import require_group
-    from bootstrap.present import status_text, to_json
+    from bootstrap.present import status_text
     from bootstrap.report import ConsoleReporter
     from bootstrap.status import status as run_status
 
@@ -330,10 +331,7 @@ def status(**params: Any) -> None:
     result = run_status(
         loaded.settings, token=token, environ=os.environ, reporter=ConsoleReporter()
     )
-    if params["output"] == "json":
-        click.echo(to_json(result.as_dict()), nl=False)
-    else:
-        click.echo(status_text(result), nl=False)
+    _show(params["output"], result, status_text)
     failure = result.failure()
     if failure is not None:
         raise failure
@@ -384,7 +382,7 @@ def uninstall(**params: Any) -> None:
     """
     from bootstrap.config import require_group
     from bootstrap.errors import InvalidInput
-    from bootstrap.present import to_json, uninstall_text
+    from bootstrap.present import uninstall_text
     from bootstrap.report import ConsoleReporter
     from bootstrap.uninstall import UninstallResult
     from bootstrap.uninstall import uninstall as run_uninstall
@@ -419,10 +417,7 @@ def uninstall(**params: Any) -> None:
         )
     finally:
         reporter.close()
-    if params["output"] == "json":
-        click.echo(to_json(result.as_dict()), nl=False)
-    else:
-        click.echo(uninstall_text(result), nl=False)
+    _show(params["output"], result, uninstall_text)
 
 
 @cli.command(
@@ -449,14 +444,11 @@ def doctor(**params: Any) -> None:
     import os
 
     from bootstrap.doctor import doctor as run_doctor
-    from bootstrap.present import doctor_text, to_json
+    from bootstrap.present import doctor_text
 
     loaded = _load(params)
     result = run_doctor(loaded.settings, environ=os.environ)
-    if params["output"] == "json":
-        click.echo(to_json(result.as_dict()), nl=False)
-    else:
-        click.echo(doctor_text(result), nl=False)
+    _show(params["output"], result, doctor_text)
     failure = result.failure()
     if failure is not None:
         raise failure
@@ -488,7 +480,7 @@ def publish(**params: Any) -> None:
       bootstrap templates publish --group mygroup --version 1.1.0 --dry-run
     """
     from bootstrap.config import require_group
-    from bootstrap.present import publish_text, to_json
+    from bootstrap.present import publish_text
     from bootstrap.publish import publish as run_publish
     from bootstrap.report import ConsoleReporter
     from bootstrap.validators import check_semver
@@ -509,10 +501,7 @@ def publish(**params: Any) -> None:
         dry_run=params["dry_run"],
         reporter=ConsoleReporter(),
     )
-    if params["output"] == "json":
-        click.echo(to_json(result.as_dict()), nl=False)
-    else:
-        click.echo(publish_text(result), nl=False)
+    _show(params["output"], result, publish_text)
 
 
 @cli.command(epilog=EPILOG_EXIT_CODES)
