@@ -204,3 +204,12 @@ def test_install_as_a_real_subprocess(target: Target) -> None:
     report = json.loads(result.stdout)
     assert report["runner"]["action"] == "create"
     assert report["summary"]["create"] == len(EXPECTED)
+
+
+def test_a_rollout_past_its_progress_deadline_fails_at_once_with_exit_5(target: Target) -> None:
+    target.kube.never_ready = True
+    target.kube.progress_deadline = 0.2  # the controller marks ProgressDeadlineExceeded
+    result = target.run("install", "--timeout", "60")
+    assert result.exit_code == 5, result.output
+    assert "exceeded its progress deadline" in result.stderr
+    assert "kubectl -n gitlab-runner describe deployment gitlab-runner" in result.stderr
