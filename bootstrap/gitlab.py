@@ -677,34 +677,28 @@ class GitLab:
     def set_schedule_variable(
         self, project_id: int, schedule_id: int, key: str, value: str, *, exists: bool
     ) -> None:
+        """Create or update a variable of a pipeline schedule."""
         base = f"/projects/{project_id}/pipeline_schedules/{schedule_id}/variables"
-        if exists:
-            self._call(
-                f"update schedule variable {key}",
-                lambda: self._gl.http_put(f"{base}/{key}", post_data={"value": value}),
-                write=True,
-                idempotent=True,
-            )
-        else:
-            self._call(
-                f"create schedule variable {key}",
-                lambda: self._gl.http_post(base, post_data={"key": key, "value": value}),
-                write=True,
-            )
+        self._set_variable("schedule variable", base, key, value, exists=exists)
 
     def set_project_variable(self, project_id: int, key: str, value: str, *, exists: bool) -> None:
         """Create or update a plain (not masked, not protected) project CI/CD variable."""
-        base = f"/projects/{project_id}/variables"
+        self._set_variable(
+            "CI/CD variable", f"/projects/{project_id}/variables", key, value, exists=exists
+        )
+
+    def _set_variable(self, what: str, base: str, key: str, value: str, *, exists: bool) -> None:
+        """PUT an existing variable (idempotent), or POST a new one (never repeated blindly)."""
         if exists:
             self._call(
-                f"update CI/CD variable {key}",
+                f"update {what} {key}",
                 lambda: self._gl.http_put(f"{base}/{key}", post_data={"value": value}),
                 write=True,
                 idempotent=True,
             )
         else:
             self._call(
-                f"create CI/CD variable {key}",
+                f"create {what} {key}",
                 lambda: self._gl.http_post(base, post_data={"key": key, "value": value}),
                 write=True,
             )
