@@ -505,16 +505,6 @@ class GitLab:
         data = _object(data)
         return Project.from_api(data)
 
-    def update_project(self, project_id: int, attributes: dict[str, Any]) -> Project:
-        data = self._call(
-            f"update project #{project_id}",
-            lambda: self._gl.http_put(f"/projects/{project_id}", post_data=attributes),
-            write=True,
-            idempotent=True,
-        )
-        data = _object(data)
-        return Project.from_api(data)
-
     def tree(self, project_id: int, ref: str) -> dict[str, str]:
         """Every file of the repository at ``ref``: path -> blob sha ({} for an empty repo)."""
         try:

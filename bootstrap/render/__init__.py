@@ -34,13 +34,6 @@ class Rendered:
         """Objects keyed by (kind, namespace, name)."""
         return {(obj.kind, obj.namespace, obj.name): obj for obj in self.objects}
 
-    def waves(self) -> list[list[KubeObject]]:
-        """The objects grouped by wave, lowest first."""
-        grouped: dict[int, list[KubeObject]] = {}
-        for obj in self.objects:
-            grouped.setdefault(obj.wave, []).append(obj)
-        return [grouped[w] for w in sorted(grouped)]
-
 
 def render(
     settings: Settings,

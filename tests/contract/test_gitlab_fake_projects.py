@@ -961,9 +961,6 @@ def test_bootstrap_gitlab_methods(fake_gitlab: FakeGitLab) -> None:
         "private",
     )
     assert gl.project(TEMPLATES) == created
-    assert gl.update_project(created.id, {"description": "CI/CD components"}).description == (
-        "CI/CD components"
-    )
     assert gl.branch_head(created.id, "main") is None
     assert gl.tree(created.id, "main") == {}
     actions = [{"action": "create", "file_path": p, "content": c} for p, c in FILES.items()]

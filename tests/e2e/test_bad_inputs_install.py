@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.e2e.conftest import Target
 from tests.fakes.fixtures import GROUP, OWNER_TOKEN
-from tests.unit.test_bad_inputs import INSTALL_CASES
+from tests.unit.test_bad_inputs import INSTALL_CASES, config_args
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +103,7 @@ def test_bad_install_input_is_refused_and_writes_nothing(
         args += ["--kubeconfig", str(target.kube.kubeconfig_path)]
     args += ["--skip-templates", "--skip-schedule", "--timeout", "20", *extra]
     workdir: Path = target.workdir
-    if "config" in case or "config_hex" in case or case.get("config_is_dir"):
-        config = workdir / "bad.toml"
-        if case.get("config_is_dir"):
-            config.mkdir()
-        elif "config_hex" in case:
-            config.write_bytes(bytes.fromhex(case["config_hex"]))
-        else:
-            config.write_text(case["config"])
-        args += ["--config", str(config)]
+    args += config_args(case, workdir)
     target.gitlab.clear_log()
     target.kube.clear_log()
 

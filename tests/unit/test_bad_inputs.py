@@ -32,6 +32,20 @@ def test_the_corpus_is_big_enough() -> None:
     assert len(INSTALL_CASES) >= 25
 
 
+def config_args(case: dict[str, Any], workdir: Path) -> list[str]:
+    """``--config FILE`` for a case that brings a config file (text, raw bytes or a directory)."""
+    if not ("config" in case or "config_hex" in case or case.get("config_is_dir")):
+        return []
+    config = workdir / "bad.toml"
+    if case.get("config_is_dir"):
+        config.mkdir()
+    elif "config_hex" in case:
+        config.write_bytes(bytes.fromhex(case["config_hex"]))
+    else:
+        config.write_text(case["config"])
+    return ["--config", str(config)]
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -41,15 +55,7 @@ def test_bad_input_is_refused_before_anything_is_written(
     case: dict[str, Any], workdir: Path
 ) -> None:
     args = ["render", *case.get("args", ["--group", "mygroup"])]
-    if "config" in case or "config_hex" in case or case.get("config_is_dir"):
-        config = workdir / "bad.toml"
-        if case.get("config_is_dir"):
-            config.mkdir()
-        elif "config_hex" in case:
-            config.write_bytes(bytes.fromhex(case["config_hex"]))
-        else:
-            config.write_text(case["config"])
-        args += ["--config", str(config)]
+    args += config_args(case, workdir)
     if case.get("make_file"):
         (workdir / case["make_file"]).write_text("keep me\n")
     if "--out" not in args:

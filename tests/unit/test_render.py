@@ -150,15 +150,15 @@ def test_image_cache_is_left_out_when_the_cluster_lacks_the_crd() -> None:
 
 def test_waves_put_dependencies_first() -> None:
     rendered = render(_settings("everything", "eci"), CREDS)
-    order = {obj.ref: i for i, wave in enumerate(rendered.waves()) for obj in wave}
+    order = {obj.ref: obj.wave for obj in rendered.objects}
     assert order["Namespace/gitlab-runner"] < order["ServiceAccount/gitlab-runner"]
     assert order["Role/gitlab-runner"] < order["RoleBinding/gitlab-runner"]
     assert (
         order["PersistentVolume/gitlab-runner-cache-gitlab-runner"]
         < order["PersistentVolumeClaim/gitlab-runner-cache-pvc"]
     )
-    last = rendered.waves()[-1]
-    assert [obj.ref for obj in last] == ["Deployment/gitlab-runner"]
+    last = max(order.values())
+    assert [ref for ref, wave in order.items() if wave == last] == ["Deployment/gitlab-runner"]
 
 
 def _text_of(body: dict[str, Any]) -> str:
