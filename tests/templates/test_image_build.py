@@ -141,6 +141,42 @@ def test_kaniko_without_push_or_cache(rendered: dict[str, str], tmp_path: Path) 
     ]
 
 
+@pytest.mark.parametrize(
+    ("destinations", "cache_repo"),
+    [
+        ("reg.example.com/g/web:1 reg.example.com/g/other:2", "reg.example.com/g/web/cache"),
+        ("reg.example.com:5000/g/web@sha256:" + "0" * 64, "reg.example.com:5000/g/web/cache"),
+        ("reg.example.com:5000/g/web", "reg.example.com:5000/g/web/cache"),
+    ],
+)
+def test_kaniko_cache_without_push_names_the_cache_repo(
+    rendered: dict[str, str], tmp_path: Path, destinations: str, cache_repo: str
+) -> None:
+    # kaniko refuses --no-push --cache=true without --cache-repo ("if using cache
+    # with --no-push, specify cache repo with --cache-repo")
+    job = build_job(rendered, "kaniko", destinations=destinations, push="false")
+    result, recorder = run_build(job, tmp_path, "dash")
+    assert result.returncode == 0, result.stderr
+    assert recorder.argv[-4:] == [
+        "--no-push",
+        "--cache=true",
+        f"--cache-repo={cache_repo}",
+        "--cache-ttl=336h",
+    ]
+
+
+def test_kaniko_cache_without_push_or_destination_is_an_error(
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
+    job = build_job(rendered, "kaniko", destinations="", push="false")
+    result, recorder = run_build(job, tmp_path)
+    assert result.returncode != 0
+    assert (
+        "the layer cache without push needs a destination or the cache_repo input" in result.stderr
+    )
+    assert not recorder.argv_file.exists()
+
+
 @pytest.mark.parametrize("builder", ["kaniko", "buildkit"])
 def test_pushing_nowhere_is_an_error(
     rendered: dict[str, str], tmp_path: Path, builder: str
