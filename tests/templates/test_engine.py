@@ -124,6 +124,39 @@ def test_the_components_project_expands(
     assert_dist_cache_is_consistent(config)
 
 
+# the hidden job a project extends, and the jobs a component adds by itself
+HIDDEN = {
+    "buildkit": (".buildkit-build", {"buildkit-build"}),
+    "cache-gc": (".cache-gc", {"cache-gc"}),
+    "dist-cache": (".dist-cache-producer", {"dist-cache-cleanup"}),
+    "kaniko": (".kaniko-build", {"kaniko-build"}),
+    "prepare-git": (".prepare-git", set()),
+}
+
+
+@pytest.mark.parametrize("way", ["component", "include-file"])
+@pytest.mark.parametrize("name", sorted(HIDDEN))
+def test_each_component_and_include_file_expands_alone(
+    engine: Engine, rendered: dict[str, str], tmp_path: Path, name: str, way: str
+) -> None:
+    hidden, own_jobs = HIDDEN[name]
+    if way == "component":
+        include = f"  - component: $CI_SERVER_FQDN/mygroup/ci-templates/{name}@v1.0.0\n"
+        if name in ("kaniko", "buildkit"):
+            include += "    inputs:\n      needs: []\n"
+    else:
+        include = (
+            f"  - project: mygroup/ci-templates\n    ref: v1.0.0\n    file: /include/{name}.yml\n"
+        )
+        own_jobs = set()
+    gitlab_ci = f"include:\n{include}\nmine:\n  extends: {hidden}\n  script: [make]\n"
+    config = engine.preview(consumer_project(tmp_path / "web", rendered, gitlab_ci))
+    visible = {n for n, j in config.items() if isinstance(j, dict) and "script" in j}
+    assert visible == {"mine", *own_jobs}
+    assert config["mine"]["script"] == ["make"]
+    assert_dist_cache_is_consistent(config)
+
+
 @pytest.mark.parametrize("gitlab_ci", DOC_PIPELINES)
 def test_every_doc_pipeline_expands(
     engine: Engine, rendered: dict[str, str], tmp_path: Path, gitlab_ci: str
@@ -131,6 +164,20 @@ def test_every_doc_pipeline_expands(
     config = engine.preview(consumer_project(tmp_path / "web", rendered, gitlab_ci))
     assert "dist-cache-cleanup" in config
     assert_dist_cache_is_consistent(config)
+
+
+def test_every_pipeline_of_the_published_readme_expands(
+    engine: Engine, rendered: dict[str, str], tmp_path: Path
+) -> None:
+    # the Catalog page of the templates project: one pipeline per component, and more
+    blocks = FENCE_RE.findall(rendered["README.md"])
+    assert len(blocks) >= 6
+    for index, block in enumerate(blocks):
+        project = consumer_project(tmp_path / f"web{index}", rendered, block)
+        try:
+            assert_dist_cache_is_consistent(engine.preview(project))
+        except AssertionError as error:
+            raise AssertionError(f"README.md, YAML block {index}: {error}") from None
 
 
 def test_a_cache_mapping_would_drop_the_dist_cache(
