@@ -27,7 +27,7 @@ from .engine import (
     templates_project,
 )
 from .helpers import make_archive, runner_cache_dir, tree, write_executable
-from .test_prepare_git import Sshd, credentials, sshd  # noqa: F401 - the sshd fixture
+from .test_prepare_git import Sshd, credentials, keygen, sshd  # noqa: F401 - the sshd fixture
 
 REPO = Path(__file__).resolve().parents[2]
 FENCE_RE = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -319,6 +319,9 @@ def test_a_project_pipeline_runs_in_the_shell(
     sshd: Sshd,  # noqa: F811 - the fixture imported above
 ) -> None:
     creds = credentials(tmp_path / "creds", sshd)
+    other_host_key = keygen(tmp_path / "other_host_key").with_suffix(".pub").read_text()
+    changed = credentials(tmp_path / "changed", sshd, known_host_key=other_host_key)
+    home = tmp_path / "home"
     gitlab_ci = f"""
 include:
   - component: $CI_SERVER_FQDN/mygroup/ci-templates/dist-cache@v1.0.0
@@ -374,27 +377,43 @@ release:
   stage: deploy
   extends: [.prepare-git, .dist-cache-last-consumer]
   needs: [kaniko-build, buildkit-build]
+  variables:
+    HOME: {home}
   script:
     - test "$(cat dist/pipeline-id)" = "$CI_PIPELINE_ID"
     - eval "$GIT_SSH_COMMAND -T root@127.0.0.1"
+
+# the Secret's known_hosts has another key for the host: the job must fail, and say why
+changed-host-key:
+  stage: deploy
+  extends: .prepare-git
+  needs: []
+  allow_failure: true
+  variables:
+    HOME: {tmp_path / "home-changed"}
+    PREPARE_GIT_CREDENTIALS_DIR: {changed}
+  script:
+    - echo "the script ran after a failed check"
 """
     project = consumer_project(tmp_path / "web", rendered, gitlab_ci)
     _link_engine_cache(project, cache_root, "mygroup/web")
     old = make_archive(runner_cache_dir(cache_root, "mygroup/web", "node-modules"), 4096, 30)
     recent = make_archive(runner_cache_dir(cache_root, "mygroup/api", "node-modules"), 4096, 1)
     stub = tmp_path / "stub"
-    home = tmp_path / "home"
     jobs = ["build", "kaniko-build", "buildkit-build", "release", "cache-gc", "dist-cache-cleanup"]
     result = engine.run(
         project,
         "--force-shell-executor",
         "--shell-isolation",
         *jobs,
-        variables={"IMAGE_BUILD_EXECUTOR": str(_recorder(stub)), "HOME": str(home)},
+        "changed-host-key",
+        variables={"IMAGE_BUILD_EXECUTOR": str(_recorder(stub))},
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert job_results(result.stdout) == dict.fromkeys(jobs, "PASS")
+    assert job_results(result.stdout) == {**dict.fromkeys(jobs, "PASS"), "changed-host-key": "WARN"}
+    assert f"the host key of 127.0.0.1:{sshd.port} is not in {changed}/known_hosts" in output
+    assert "the script ran after a failed check" not in output
     # both image builds got ./dist of this pipeline
     for job in ("kaniko-build", "buildkit-build"):
         assert (stub / f"dist-{job}").read_text(encoding="utf-8").strip() == str(PIPELINE)
