@@ -39,6 +39,8 @@ _GIT = [
     "user.email=test@example.com",
     "-c",
     "init.defaultBranch=main",
+    "-c",
+    "commit.gpgsign=false",
 ]
 
 
