@@ -124,6 +124,7 @@ def render(**params: Any) -> None:
         check_out_dir(Path(out))
     # Offline: placeholders stand in for every credential; nothing is read or contacted.
     rendered = render(loaded.settings, Credentials.placeholders())
+    _print_cost("text", loaded.settings, err=True)
     if out == "-":
         click.echo(multi_document(rendered.objects), nl=False)
         return
@@ -138,6 +139,15 @@ def render(**params: Any) -> None:
     )
     for path in removed:
         click.echo(f"Removed {path} (no longer rendered)", err=True)
+
+
+def _print_cost(output: str, settings: Any, *, err: bool = False) -> None:
+    """What each job pod bills as (text output only: JSON stays one document)."""
+    from bootstrap.cost import billing_summary
+
+    if output == "text":
+        for line in billing_summary(settings).lines():
+            click.echo(line, err=err)
 
 
 def _show(output: str, result: Any, text: Callable[[Any], str]) -> None:
@@ -228,6 +238,7 @@ def install(**params: Any) -> None:
     finally:
         reporter.close()
     _show(params["output"], result, install_text)
+    _print_cost(params["output"], loaded.settings)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -332,6 +343,7 @@ def status(**params: Any) -> None:
         loaded.settings, token=token, environ=os.environ, reporter=ConsoleReporter()
     )
     _show(params["output"], result, status_text)
+    _print_cost(params["output"], loaded.settings)
     failure = result.failure()
     if failure is not None:
         raise failure
