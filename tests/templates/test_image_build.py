@@ -293,3 +293,17 @@ def test_a_bad_registry_host_is_refused(rendered: dict[str, str], tmp_path: Path
     assert result.returncode != 0
     assert "must be a registry host" in result.stderr
     assert not recorder.argv_file.exists()
+
+
+def test_buildkit_refuses_to_start_without_privilege_escalation(
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
+    # allowPrivilegeEscalation: false is no_new_privs for the container's processes.
+    wrapper = write_executable(
+        tmp_path / "nnp-dash", '#!/bin/sh\nexec setpriv --no-new-privs dash "$@"\n'
+    )
+    job = build_job(rendered, "buildkit", destinations="reg.example.com/g/web:1")
+    result, recorder = run_build(job, tmp_path, str(wrapper))
+    assert result.returncode != 0
+    assert "executor.build_allow_privilege_escalation = true" in result.stderr
+    assert not recorder.argv_file.exists()  # buildctl never started

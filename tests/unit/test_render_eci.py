@@ -262,3 +262,20 @@ def test_read_only_empty_dir_is_refused_not_dropped() -> None:
     volume = {"type": "empty_dir", "name": "scratch", "mount_path": "/s", "read_only": True}
     with pytest.raises(ValidationError, match="cannot be read_only"):
         make_settings(executor={"volumes": [volume]})
+
+
+def test_buildkit_jobs_default_to_the_buildkit_runners_tags() -> None:
+    import yaml
+
+    from bootstrap.render import render_ci_templates
+
+    settings = make_settings(templates={"buildkit_tags": ["eci-buildkit"]})
+    files = render_ci_templates(settings)
+    header = yaml.safe_load(files["templates/buildkit.yml"].split("\n---\n", 1)[0])
+    assert header["spec"]["inputs"]["tags"]["default"] == ["eci-buildkit"]
+    include = yaml.safe_load(files["include/buildkit.yml"])
+    assert include[".buildkit-build"]["tags"] == ["eci-buildkit"]
+    kaniko = yaml.safe_load(files["templates/kaniko.yml"].split("\n---\n", 1)[0])
+    assert kaniko["spec"]["inputs"]["tags"]["default"] == ["eci"]  # others keep the runner's
+    plain = render_ci_templates(make_settings())
+    assert yaml.safe_load(plain["include/buildkit.yml"])[".buildkit-build"]["tags"] == ["eci"]
