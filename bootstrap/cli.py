@@ -446,7 +446,10 @@ def doctor(**params: Any) -> None:
     (create_runner, manage_runner, read_api); the group; the Owner role; the kubeconfig and
     context; the cluster reachable (and its version); the namespace; the ImageCache CRD (eci
     profile: a warning when missing); and, by SelfSubjectAccessReview, every verb install
-    needs on every kind it applies. All checks run even when one fails.
+    needs on every kind it applies. Also what each job pod bills as on ECI and, in the eci
+    profile, the virtual nodes' architecture, quota and out-of-stock events, and image pulls
+    that time out (egress itself cannot be seen from the API: it says so). All checks run
+    even when one fails.
 
     \b
     Examples:
