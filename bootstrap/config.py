@@ -687,6 +687,13 @@ class Settings(_Section):
     def _arch(self) -> list[str]:
         arch = self.executor.node_selector.get("kubernetes.io/arch")
         wanted = "arm64" if self.runner.helper_arch == "arm64" else "amd64"
+        specs = [e for e in self.eci.use_specs if cost.parse_use_spec(e) is not None]
+        if wanted == "arm64" and specs:
+            # ACK: Arm pods take only Arm ECS instance types; vCPU-memory specs are x86.
+            return [
+                f"eci.use_specs {specs!r}: Arm job pods (runner.helper_arch = 'arm64') take "
+                "only Arm ECS instance types (e.g. 'ecs.c8y.large'), not vCPU-memory specs"
+            ]
         if arch is not None and arch != wanted:
             return [
                 f"executor.node_selector kubernetes.io/arch = {arch!r} contradicts "

@@ -279,3 +279,9 @@ def test_buildkit_jobs_default_to_the_buildkit_runners_tags() -> None:
     assert kaniko["spec"]["inputs"]["tags"]["default"] == ["eci"]  # others keep the runner's
     plain = render_ci_templates(make_settings())
     assert yaml.safe_load(plain["include/buildkit.yml"])[".buildkit-build"]["tags"] == ["eci"]
+
+
+def test_arm64_takes_instance_types_only_in_use_specs() -> None:
+    with pytest.raises(ValidationError, match="take only Arm ECS instance types"):
+        make_settings(runner={"helper_arch": "arm64"}, eci={"use_specs": ["2-4Gi"]})
+    make_settings(runner={"helper_arch": "arm64"}, eci={"use_specs": ["ecs.c8y.large"]})
