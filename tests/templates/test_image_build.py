@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -298,9 +299,14 @@ def test_a_bad_registry_host_is_refused(rendered: dict[str, str], tmp_path: Path
 def test_buildkit_refuses_to_start_without_privilege_escalation(
     rendered: dict[str, str], tmp_path: Path
 ) -> None:
-    # allowPrivilegeEscalation: false is no_new_privs for the container's processes.
+    # allowPrivilegeEscalation: false is no_new_privs (prctl PR_SET_NO_NEW_PRIVS = 38) for
+    # the container's processes; this shell runs under it, as a job's would.
     wrapper = write_executable(
-        tmp_path / "nnp-dash", '#!/bin/sh\nexec setpriv --no-new-privs dash "$@"\n'
+        tmp_path / "nnp-dash",
+        f"#!{sys.executable}\n"
+        "import ctypes, os, shutil, sys\n"
+        "assert ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) == 0\n"
+        "os.execv(shutil.which('dash'), ['dash', *sys.argv[1:]])\n",
     )
     job = build_job(rendered, "buildkit", destinations="reg.example.com/g/web:1")
     result, recorder = run_build(job, tmp_path, str(wrapper))
