@@ -230,11 +230,28 @@ def _suggestions(
     return tuple(out)
 
 
+def init_container(executor: ExecutorSettings) -> Container:
+    """``init-permissions``: the helper image with the helper's resources (kubernetes.go)."""
+    helper = job_pod_containers(executor)[1]
+    return Container(
+        "init-permissions", helper.cpu_key, helper.memory_key, helper.millicores, helper.mib
+    )
+
+
+def pod_needs(containers: Sequence[Container], init_containers: Sequence[Container] = ()) -> Spec:
+    """What a pod needs: the sum of its containers, or its largest init container if more
+    (init containers run one at a time, before the others)."""
+    return Spec(
+        max([sum(c.millicores for c in containers), *(c.millicores for c in init_containers)]),
+        max([sum(c.mib for c in containers), *(c.mib for c in init_containers)]),
+    )
+
+
 def job_pod_billing(settings: Settings, services: int = 0) -> Billing:
     """What a job pod with ``services`` CI services bills as on ECI."""
     executor = settings.executor
     containers = job_pod_containers(executor, services)
-    needed = Spec(sum(c.millicores for c in containers), sum(c.mib for c in containers))
+    needed = pod_needs(containers, [init_container(executor)])
     spec = eci_spec(needed)
     arm64 = settings.runner.helper_arch == "arm64"
     use_specs = tuple(settings.eci.use_specs)

@@ -174,3 +174,14 @@ def test_summary_as_dict_is_json_ready() -> None:
         "cpu_millicores": 2000,
         "memory_mib": 4096,
     }
+
+
+def test_the_init_container_counts_only_when_it_is_the_largest() -> None:
+    from bootstrap.cost import Container, init_container, pod_needs
+
+    executor = make_settings().executor
+    init = init_container(executor)
+    assert (init.name, init.millicores, init.mib) == ("init-permissions", 500, 1024)
+    build = Container("build", "", "", 100, 128)
+    assert pod_needs([build], [init]) == Spec(500, 1024)  # alone, it is the larger
+    assert pod_needs([build, build], []) == Spec(200, 256)
