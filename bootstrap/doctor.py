@@ -40,6 +40,7 @@ from bootstrap.kube import KINDS, Kube
 from bootstrap.lock import LOCK_VERBS
 from bootstrap.render import render
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.names import image_cache as image_cache_name
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
     access_review,
@@ -283,6 +284,8 @@ def _kubernetes(checks: _Checks, settings: Settings, kube_factory: Callable[...,
         checks.fail("permissions", exc)
     if settings.profile == "eci":
         _eci(checks, kube, settings)
+        if image_cache_ok:
+            _image_cache_state(checks, kube, settings)
 
 
 def _namespace(checks: _Checks, settings: Settings, exists: bool) -> None:
@@ -495,3 +498,29 @@ def _virtual_nodes(checks: _Checks, kube: Kube, settings: Settings) -> None:
         )
         return
     checks.ok("virtual nodes", f"{len(nodes)} virtual node(s), architecture {', '.join(archs)}")
+
+
+def _image_cache_state(checks: _Checks, kube: Kube, settings: Settings) -> None:
+    """The ImageCache install made: ECI reports a failed snapshot only in its status."""
+    name = image_cache_name(settings.kubernetes.namespace)
+    try:
+        live = kube.get("ImageCache", name)
+    except KubeError as exc:
+        checks.skip("ImageCache", f"cannot read ImageCache/{name} ({exc.message})")
+        return
+    if live is None:
+        checks.ok("ImageCache", f"ImageCache/{name} does not exist yet; install creates it")
+        return
+    status = live.get("status") or {}
+    phase = str(status.get("phase") or "unknown")
+    images = len((live.get("spec") or {}).get("images") or [])
+    if phase.lower() == "failed":
+        reason = status.get("reason") or status.get("message") or "no reason given"
+        checks.warn(
+            "ImageCache",
+            f"ImageCache/{name} failed ({reason}): job pods pull every image themselves",
+            "kubectl describe imagecache " + name + "; a private image needs "
+            "registry credentials, a public one egress (NAT gateway or EIP)",
+        )
+        return
+    checks.ok("ImageCache", f"ImageCache/{name}: phase {phase}, {images} images")

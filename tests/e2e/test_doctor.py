@@ -269,3 +269,24 @@ def test_the_kubernetes_profile_has_no_eci_checks(target: Target) -> None:
     (target.workdir / "bootstrap.toml").write_text('profile = "kubernetes"\n')
     checks = _checks(target.run("doctor", "--output", "json").stdout)
     assert not {"virtual nodes", "ECI events", "egress"} & set(checks)
+
+
+def test_a_failed_image_cache_is_reported(target: Target) -> None:
+    assert target.run("install").exit_code == 0
+    target.kube_patch(
+        "/apis/eci.alibabacloud.com/v1/imagecaches/gitlab-runner-gitlab-runner/status",
+        {"status": {"phase": "Failed", "reason": "pull image failed: i/o timeout"}},
+    )
+    result = target.run("doctor", "--output", "json")
+    check = _checks(result.stdout)["ImageCache"]
+    assert check["status"] == "warn"
+    assert "i/o timeout" in str(check["detail"])
+
+
+def test_a_ready_image_cache_is_ok(target: Target) -> None:
+    before = _checks(target.run("doctor", "--output", "json").stdout)["ImageCache"]
+    assert "does not exist yet" in str(before["detail"])
+    assert target.run("install").exit_code == 0
+    after = _checks(target.run("doctor", "--output", "json").stdout)["ImageCache"]
+    assert after["status"] == "ok"
+    assert "5 images" in str(after["detail"])
