@@ -184,8 +184,8 @@ def virtual_node(
 @pytest.fixture
 def target(fake_gitlab: FakeGitLab, fake_kube: FakeKube, tmp_path: Path) -> Iterator[Target]:
     fake_gitlab.auto_online = True
-    fake_kube.add_crd_imagecache()  # an ACK cluster: the ImageCache CRD and a virtual node
-    fake_kube.add_object(virtual_node())
+    fake_kube.add_crd_imagecache()
+    fake_kube.add_object(virtual_node())  # an ACK cluster has virtual nodes (ECI)
     workdir = tmp_path / "work"
     workdir.mkdir()
     t = Target(fake_gitlab, fake_kube, workdir, gitlab_url=fake_gitlab.url)
