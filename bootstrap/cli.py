@@ -222,6 +222,7 @@ def install(**params: Any) -> None:
     loaded = _load(params)
     require_group(loaded)
     token = _gitlab_token()
+    _print_cost(params["output"], loaded.settings)  # what the plan's job pods will bill as
     reporter = ConsoleReporter()
     try:
         result = run_install(
@@ -238,7 +239,6 @@ def install(**params: Any) -> None:
     finally:
         reporter.close()
     _show(params["output"], result, install_text)
-    _print_cost(params["output"], loaded.settings)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
