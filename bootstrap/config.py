@@ -506,7 +506,7 @@ class RegistrySettings(_Section):
     username: str = Field("", description="Registry user name.")
     password_env: EnvName = Field("", description="Env var that holds the password.")
     password_file: str = Field("", description="File that holds the password.")
-    existing_secret: VolumeName = Field(
+    existing_secret: ObjectName = Field(
         "", description="Use this existing dockerconfigjson Secret instead."
     )
 
@@ -545,7 +545,7 @@ class GitSshSettings(_Section):
     private_key_file: str = Field("", description="SSH private key file (becomes id_rsa).")
     public_key_file: str = Field("", description="SSH public key file (id_rsa.pub), optional.")
     known_hosts_file: str = Field("", description="Required with a key: host keys to trust.")
-    existing_secret: VolumeName = Field("", description="Use this existing Secret instead.")
+    existing_secret: ObjectName = Field("", description="Use this existing Secret instead.")
 
     @model_validator(mode="after")
     def _complete(self) -> GitSshSettings:
@@ -706,12 +706,21 @@ class Settings(_Section):
         names = [volume.name for volume in self.executor.volumes]
         if self.cache.type == "pvc":
             names.append(self.cache.claim_name)
-        if self.registry.existing_secret:
-            names.append(self.registry.existing_secret)
-        if self.git_ssh.existing_secret:
-            names.append(self.git_ssh.existing_secret)
+        problems = []
+        # Also Secret names, which a DNS-1123 subdomain would satisfy: here they name volumes.
+        for key, name in (
+            ("registry.existing_secret", self.registry.existing_secret),
+            ("git_ssh.existing_secret", self.git_ssh.existing_secret),
+        ):
+            if not name:
+                continue
+            names.append(name)
+            try:
+                v.check_volume_name(name)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
         twice = sorted({name for name in names if names.count(name) > 1})
-        return [
+        return problems + [
             f"{name!r} is used for two job pod volumes (executor.volumes, cache.claim_name, "
             "registry/git_ssh existing_secret): Kubernetes refuses a pod with two volumes of "
             "one name; rename one"
