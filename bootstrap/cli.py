@@ -124,6 +124,7 @@ def render(**params: Any) -> None:
         check_out_dir(Path(out))
     # Offline: placeholders stand in for every credential; nothing is read or contacted.
     rendered = render(loaded.settings, Credentials.placeholders())
+    _print_cost("text", loaded.settings, err=True)
     if out == "-":
         click.echo(multi_document(rendered.objects), nl=False)
         return
@@ -138,6 +139,15 @@ def render(**params: Any) -> None:
     )
     for path in removed:
         click.echo(f"Removed {path} (no longer rendered)", err=True)
+
+
+def _print_cost(output: str, settings: Any, *, err: bool = False) -> None:
+    """What each job pod bills as (text output only: JSON stays one document)."""
+    from bootstrap.cost import billing_summary
+
+    if output == "text":
+        for line in billing_summary(settings).lines():
+            click.echo(line, err=err)
 
 
 def _show(output: str, result: Any, text: Callable[[Any], str]) -> None:
@@ -212,6 +222,7 @@ def install(**params: Any) -> None:
     loaded = _load(params)
     require_group(loaded)
     token = _gitlab_token()
+    _print_cost(params["output"], loaded.settings)  # what the plan's job pods will bill as
     reporter = ConsoleReporter()
     try:
         result = run_install(
@@ -332,6 +343,7 @@ def status(**params: Any) -> None:
         loaded.settings, token=token, environ=os.environ, reporter=ConsoleReporter()
     )
     _show(params["output"], result, status_text)
+    _print_cost(params["output"], loaded.settings)
     failure = result.failure()
     if failure is not None:
         raise failure
@@ -434,7 +446,10 @@ def doctor(**params: Any) -> None:
     (create_runner, manage_runner, read_api); the group; the Owner role; the kubeconfig and
     context; the cluster reachable (and its version); the namespace; the ImageCache CRD (eci
     profile: a warning when missing); and, by SelfSubjectAccessReview, every verb install
-    needs on every kind it applies. All checks run even when one fails.
+    needs on every kind it applies. Also what each job pod bills as on ECI and, in the eci
+    profile, the virtual nodes' architecture, quota and out-of-stock events, and image pulls
+    that time out (egress itself cannot be seen from the API: it says so). All checks run
+    even when one fails.
 
     \b
     Examples:

@@ -26,10 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from bootstrap import cost
 from bootstrap import validators as v
 from bootstrap.errors import ConfigErrors, InvalidInput
 
 DEFAULT_CONFIG_FILE = "bootstrap.toml"
+# ROS ALIYUN::ECI::ImageCache: an image cache holds at most 20 images.
+IMAGE_CACHE_MAX_IMAGES = 20
 ENV_PREFIX = "BOOTSTRAP_"
 
 RUNNER_VERSION = "18.11.4"
@@ -52,6 +55,8 @@ Image = Annotated[str, AfterValidator(v.check_image)]
 DnsLabel = Annotated[str, AfterValidator(v.check_dns_label)]
 EnvName = Annotated[str, AfterValidator(lambda s: v.check_env_name(s) if s else s)]
 ObjectName = Annotated[str, AfterValidator(lambda s: v.check_dns_subdomain(s) if s else s)]
+# Names gitlab-runner also uses as job pod volume names, which must be DNS-1123 labels.
+VolumeName = Annotated[str, AfterValidator(lambda s: v.check_volume_name(s) if s else s)]
 
 
 def _check_labels(values: dict[str, str], *, values_are_labels: bool) -> dict[str, str]:
@@ -191,7 +196,21 @@ class RunnerSettings(_Section):
     helper_image_repository: str = Field(
         HELPER_IMAGE_REPOSITORY, description="Helper image repository (e.g. a mirror)."
     )
-    helper_arch: Literal["x86_64", "arm64"] = Field("x86_64", description="Job node architecture.")
+    helper_arch: Literal["x86_64", "arm64"] = Field(
+        "x86_64",
+        description="Job node architecture; arm64 also schedules job pods onto arm64 nodes "
+        "(nodeSelector kubernetes.io/arch) and marks the ImageCache for Arm.",
+    )
+    image_flavor: Literal["alpine", "ubuntu"] = Field(
+        "alpine",
+        description="Runner image flavour: alpine (about 460 MB, starts faster) or ubuntu "
+        "(about 800 MB).",
+    )
+    service_account_annotations: Annotations = Field(
+        default_factory=dict,
+        description="Annotations on the runner's ServiceAccount, e.g. EKS IRSA's "
+        "eks.amazonaws.com/role-arn for cache.s3_authentication = 'iam'.",
+    )
     name: str = Field("", description="Runner name in config.toml; default <cluster>-<namespace>.")
     concurrent: int = Field(10, ge=1, le=10000, description="Jobs running at once, at most.")
     check_interval: int = Field(3, ge=1, le=3600, description="Seconds between job requests.")
@@ -228,8 +247,9 @@ class RunnerSettings(_Section):
 
     @property
     def image(self) -> str:
-        """The pinned runner image."""
-        return f"{self.image_repository}:v{self.version}"
+        """The pinned runner image (tag ``alpine-vX.Y.Z`` or, Ubuntu, ``vX.Y.Z``)."""
+        flavor = "alpine-" if self.image_flavor == "alpine" else ""
+        return f"{self.image_repository}:{flavor}v{self.version}"
 
     @property
     def helper_image(self) -> str:
@@ -250,7 +270,7 @@ class Volume(_Section):
     """An extra volume mounted into every job pod."""
 
     type: Literal["pvc", "secret", "config_map", "empty_dir"]
-    name: ObjectName
+    name: VolumeName
     mount_path: str
     read_only: bool = False
     sub_path: str = ""
@@ -262,6 +282,16 @@ class Volume(_Section):
             raise ValueError(f"{value!r} must be an absolute path")
         return value
 
+    @model_validator(mode="after")
+    def _read_only(self) -> Volume:
+        if self.type == "empty_dir" and self.read_only:
+            # gitlab-runner's [[runners.kubernetes.volumes.empty_dir]] has no read_only key.
+            raise ValueError(
+                f"volume {self.name!r}: an empty_dir cannot be read_only (gitlab-runner has no "
+                "such option): remove read_only, or use a config_map or secret volume"
+            )
+        return self
+
 
 PullPolicy = Literal["always", "never", "if-not-present"]
 
@@ -270,20 +300,30 @@ class ExecutorSettings(_Section):
     """Job pods: resources, scheduling, extra metadata and volumes."""
 
     image: Image = Field(JOB_IMAGE, description="Default job image when a job names none.")
-    cpu_request: Quantity = Field("2", description="Build container CPU request (seed: 2).")
-    cpu_limit: Quantity = Field("2", description="Build container CPU limit.")
-    memory_request: Quantity = Field("4Gi", description="Build container memory request.")
-    memory_limit: Quantity = Field("4Gi", description="Build container memory limit.")
+    # Build + helper limits add up to exactly 2 vCPU / 4 GiB, an ECI spec (see bootstrap/cost.py).
+    cpu_request: Quantity = Field("1500m", description="Build container CPU request.")
+    cpu_limit: Quantity = Field(
+        "1500m", description="Build container CPU limit (with the helper's: 2 vCPU on ECI)."
+    )
+    memory_request: Quantity = Field("3Gi", description="Build container memory request.")
+    memory_limit: Quantity = Field(
+        "3Gi", description="Build container memory limit (with the helper's: 4 GiB on ECI)."
+    )
     helper_cpu_request: Quantity = Field("500m", description="Helper container CPU request.")
     helper_cpu_limit: Quantity = Field("500m", description="Helper container CPU limit.")
     helper_memory_request: Quantity = Field("1Gi", description="Helper container memory request.")
     helper_memory_limit: Quantity = Field("1Gi", description="Helper container memory limit.")
     service_cpu_request: Quantity = Field("500m", description="Service container CPU request.")
-    service_cpu_limit: Quantity = Field("1", description="Service container CPU limit.")
+    # One service lifts a job pod to 4 vCPU / 8 GiB whatever its size: let it use all of that.
+    service_cpu_limit: Quantity = Field(
+        "2", description="Service container CPU limit (a job with one service: 4 vCPU on ECI)."
+    )
     service_memory_request: Quantity = Field(
         "512Mi", description="Service container memory request."
     )
-    service_memory_limit: Quantity = Field("1Gi", description="Service container memory limit.")
+    service_memory_limit: Quantity = Field(
+        "4Gi", description="Service container memory limit (a job with one service: 8 GiB)."
+    )
     pull_policy: PullPolicy | list[PullPolicy] = Field(
         "if-not-present", description="Image pull policy (ECI image caches want if-not-present)."
     )
@@ -301,6 +341,28 @@ class ExecutorSettings(_Section):
     )
     volumes: list[Volume] = Field(default_factory=list, description="Extra job pod volumes.")
     service_account: ObjectName = Field("", description="ServiceAccount of job pods.")
+    build_allow_privilege_escalation: bool = Field(
+        False,
+        description="Let the build container (never the helper or services) gain privileges "
+        "through setuid binaries, as rootless BuildKit's newuidmap needs; give such a runner "
+        "its own namespace and tag (docs/templates.md).",
+    )
+
+    @field_validator("tolerations")
+    @classmethod
+    def _distinct_tolerations(cls, value: list[Toleration]) -> list[Toleration]:
+        # gitlab-runner's node_tolerations is a map "key=value" -> effect: one effect per key.
+        seen: dict[str, str] = {}
+        for t in value:
+            key = t.key if t.operator == "Exists" else f"{t.key}={t.value}"
+            if key in seen:
+                raise ValueError(
+                    f"two tolerations for {key!r} (effects {seen[key]!r} and {t.effect!r}): "
+                    "gitlab-runner keeps one effect per key; give one toleration with "
+                    "effect = '' to tolerate every effect"
+                )
+            seen[key] = t.effect
+        return value
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> ExecutorSettings:
@@ -321,12 +383,39 @@ class EciSettings(_Section):
 
     use_specs: list[str] = Field(
         default_factory=list,
-        description="Instance specs for job pods, e.g. ['2-4Gi', 'ecs.c6.xlarge'].",
+        description="Specs ECI tries in order for job pods (k8s.aliyun.com/eci-use-specs), "
+        "vCPU-memory such as '2-4Gi' or ECS instance types such as 'ecs.c6.xlarge'; at most 5.",
     )
     spot_strategy: Literal["", "SpotAsPriceGo", "SpotWithPriceLimit"] = Field(
         "", description="Run job pods on spot instances (cheaper; jobs may be interrupted)."
     )
-    spot_price_limit: float = Field(0.0, ge=0, description="Hourly price cap (SpotWithPriceLimit).")
+    spot_price_limit: float = Field(
+        0.0, ge=0, description="Hourly price cap (SpotWithPriceLimit), at most 3 decimals."
+    )
+    with_eip: bool = Field(
+        False,
+        description="Give every job pod an elastic IP (k8s.aliyun.com/eci-with-eip) for "
+        "internet access when the VPC has no NAT gateway; each EIP is billed.",
+    )
+
+    @field_validator("use_specs")
+    @classmethod
+    def _use_specs(cls, value: list[str]) -> list[str]:
+        if len(value) > cost.MAX_USE_SPECS:
+            raise ValueError(f"at most {cost.MAX_USE_SPECS} specs (ECI's limit), got {len(value)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value!r} lists a spec twice")
+        for entry in value:
+            cost.parse_use_spec(entry)
+        return value
+
+    @field_validator("spot_price_limit")
+    @classmethod
+    def _price(cls, value: float) -> float:
+        if round(value, 3) != value:
+            raise ValueError(f"{value!r} has more than 3 decimals, which ECI refuses")
+        return value
+
     route_namespace: bool = Field(
         True,
         description="Label a created namespace alibabacloud.com/eci=true, so that in ACK clusters "
@@ -355,7 +444,7 @@ class CacheSettings(_Section):
     mount_options: list[str] = Field(
         default_factory=lambda: list(NAS_MOUNT_OPTIONS), description="nas: NFS mount options."
     )
-    claim_name: ObjectName = Field("", description="pvc: name of an existing ReadWriteMany claim.")
+    claim_name: VolumeName = Field("", description="pvc: name of an existing ReadWriteMany claim.")
     s3_server_address: str = Field(
         "", description="s3: endpoint host, e.g. oss-cn-hangzhou.aliyuncs.com."
     )
@@ -364,6 +453,11 @@ class CacheSettings(_Section):
     s3_insecure: bool = Field(False, description="s3: use plain HTTP.")
     s3_access_key_env: EnvName = Field("", description="s3: env var holding the access key id.")
     s3_secret_key_env: EnvName = Field("", description="s3: env var holding the secret key.")
+    s3_authentication: Literal["access-key", "iam"] = Field(
+        "access-key",
+        description="s3: access-key (the two *_env keys; OSS needs them) or iam (the AWS SDK's "
+        "credential chain in the runner pod, e.g. EKS IRSA; not on ECI).",
+    )
     shared: bool = Field(True, description="s3: share the cache between runners.")
 
     @model_validator(mode="after")
@@ -379,10 +473,17 @@ class CacheSettings(_Section):
             missing = [k for k in ("s3_server_address", "s3_bucket_name") if not getattr(self, k)]
             if missing:
                 raise ValueError("type 's3' needs " + ", ".join(f"cache.{k}" for k in missing))
-            if bool(self.s3_access_key_env) != bool(self.s3_secret_key_env):
+            keys = bool(self.s3_access_key_env) + bool(self.s3_secret_key_env)
+            if self.s3_authentication == "access-key" and keys != 2:
                 raise ValueError(
-                    "set both cache.s3_access_key_env and cache.s3_secret_key_env, or neither "
-                    "(then the runner uses the pod's IAM role)"
+                    "cache.s3_authentication 'access-key' needs both cache.s3_access_key_env "
+                    "and cache.s3_secret_key_env (for OSS: an AccessKey pair of a RAM user); "
+                    "or set s3_authentication = 'iam' where the AWS SDK finds credentials"
+                )
+            if self.s3_authentication == "iam" and keys:
+                raise ValueError(
+                    "cache.s3_authentication 'iam' takes no cache.s3_*_key_env: remove them, "
+                    "or use s3_authentication = 'access-key'"
                 )
         return self
 
@@ -474,6 +575,11 @@ class TemplatesSettings(_Section):
     version: str = Field("1.0.0", description="Semver of the templates release.")
     kaniko_image: Image | None = Field(None, description="kaniko image (default: pinned fork).")
     buildkit_image: Image | None = Field(None, description="BuildKit image (default: pinned).")
+    buildkit_tags: list[str] = Field(
+        default_factory=list,
+        description="Runner tags of the BuildKit template's jobs (default: gitlab.tags); point "
+        "them at a runner with executor.build_allow_privilege_escalation = true.",
+    )
     git_host: str = Field("", description="SSH host for prepare-git; default: GitLab's host.")
     git_port: int = Field(22, ge=1, le=65535, description="SSH port for prepare-git.")
 
@@ -545,12 +651,111 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _cross(self) -> Settings:
-        if self.profile == "kubernetes" and (self.eci.use_specs or self.eci.spot_strategy):
+        eci = self.eci
+        if self.profile == "kubernetes" and (eci.use_specs or eci.spot_strategy or eci.with_eip):
             raise ValueError(
                 "the [eci] annotations only work with profile = 'eci': remove them or set "
                 "profile = 'eci'"
             )
+        problems = [
+            *self._use_specs_fit(),
+            *self._arch(),
+            *self._volume_names(),
+            *self._image_cache_cap(),
+        ]
+        s3 = self.cache.type == "s3"
+        if self.profile == "eci" and s3 and self.cache.s3_authentication == "iam":
+            problems.append(
+                "cache.s3_authentication 'iam' finds no credentials on ECI (OSS has no AWS "
+                "credential chain): set s3_authentication = 'access-key' with "
+                "cache.s3_access_key_env and cache.s3_secret_key_env"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def _use_specs_fit(self) -> list[str]:
+        needed = cost.job_pod_billing(self).needed
+        return [
+            f"eci.use_specs {entry!r} is smaller than a job pod's containers ({needed.label} "
+            "of build + helper limits): use a larger spec or lower the executor limits"
+            for entry in self.eci.use_specs
+            if (spec := cost.parse_use_spec(entry)) is not None
+            and (spec.millicores < needed.millicores or spec.mib < needed.mib)
+        ]
+
+    def _arch(self) -> list[str]:
+        arch = self.executor.node_selector.get("kubernetes.io/arch")
+        wanted = "arm64" if self.runner.helper_arch == "arm64" else "amd64"
+        specs = [e for e in self.eci.use_specs if cost.parse_use_spec(e) is not None]
+        if wanted == "arm64" and specs:
+            # ACK: Arm pods take only Arm ECS instance types; vCPU-memory specs are x86.
+            return [
+                f"eci.use_specs {specs!r}: Arm job pods (runner.helper_arch = 'arm64') take "
+                "only Arm ECS instance types (e.g. 'ecs.c8y.large'), not vCPU-memory specs"
+            ]
+        if arch is not None and arch != wanted:
+            return [
+                f"executor.node_selector kubernetes.io/arch = {arch!r} contradicts "
+                f"runner.helper_arch = {self.runner.helper_arch!r}: the helper image would not "
+                "run on those nodes; set one to match the other"
+            ]
+        return []
+
+    def _volume_names(self) -> list[str]:
+        names = [volume.name for volume in self.executor.volumes]
+        if self.cache.type == "pvc":
+            names.append(self.cache.claim_name)
+        problems = []
+        # Also Secret names, which a DNS-1123 subdomain would satisfy: here they name volumes.
+        for key, name in (
+            ("registry.existing_secret", self.registry.existing_secret),
+            ("git_ssh.existing_secret", self.git_ssh.existing_secret),
+        ):
+            if not name:
+                continue
+            names.append(name)
+            try:
+                v.check_volume_name(name)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        return problems + [
+            f"{name!r} is used for two job pod volumes (executor.volumes, cache.claim_name, "
+            "registry/git_ssh existing_secret): Kubernetes refuses a pod with two volumes of "
+            "one name; rename one"
+            for name in twice
+        ]
+
+    def _image_cache_cap(self) -> list[str]:
+        if self.profile != "eci" or not self.image_cache.enabled:
+            return []
+        images = self.image_cache_images
+        if len(images) <= IMAGE_CACHE_MAX_IMAGES:
+            return []
+        return [
+            f"the ImageCache would hold {len(images)} images, ECI takes at most "
+            f"{IMAGE_CACHE_MAX_IMAGES}: remove {len(images) - IMAGE_CACHE_MAX_IMAGES} from "
+            "image_cache.extra_images"
+        ]
+
+    @property
+    def image_cache_images(self) -> list[str]:
+        """What the ImageCache pre-pulls: runner, helper, job image, the templates' build
+        images (kaniko, BuildKit) and image_cache.extra_images, each once."""
+        from bootstrap.render.templates import BUILDKIT_IMAGE, KANIKO_IMAGE
+
+        images = [
+            self.runner.helper_image,
+            self.runner.image,
+            self.executor.image,
+            self.templates.kaniko_image or KANIKO_IMAGE,
+            self.templates.buildkit_image or BUILDKIT_IMAGE,
+        ]
+        for image in self.image_cache.extra_images:
+            if image not in images:
+                images.append(image)
+        return images
 
     @property
     def cluster_id(self) -> str:

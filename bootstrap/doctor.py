@@ -7,16 +7,24 @@ which change nothing, and ``POST /runners/verify`` is never called.
 
 The exit code is that of the first failed check, in the order shown: 2 invalid input
 (``GITLAB_TOKEN``, credential files, group, kubeconfig), 3 GitLab, 4 Kubernetes. Warnings
-(no ImageCache CRD) do not fail.
+(no ImageCache CRD, a job pod that wastes its ECI spec, quota events) do not fail.
+
+In the eci profile it also looks at what a first deployment on ECI trips over, as far as
+the Kubernetes API shows it: the virtual nodes and their architecture, quota and
+out-of-stock events, and image pulls that time out (the VPC has no NAT gateway or EIP).
+Egress itself is not visible to the Kubernetes API; that check says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bootstrap.config import Settings
+from bootstrap.cost import billing_summary
 from bootstrap.errors import BootstrapError, GitLabError, InvalidInput, KubeError
 from bootstrap.gitlab import (
     OWNER,
@@ -32,6 +40,7 @@ from bootstrap.kube import KINDS, Kube
 from bootstrap.lock import LOCK_VERBS
 from bootstrap.render import render
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.names import image_cache as image_cache_name
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
     access_review,
@@ -141,9 +150,23 @@ def doctor(
     """
     checks = _Checks()
     _local(checks, settings, environ)
+    _cost(checks, settings)
     _gitlab(checks, settings, environ, gitlab_factory)
     _kubernetes(checks, settings, kube_factory)
     return checks.result
+
+
+def _cost(checks: _Checks, settings: Settings) -> None:
+    summary = billing_summary(settings)
+    first = summary.lines()[0]
+    if summary.warnings:
+        checks.warn(
+            "job pod cost",
+            " ".join([first, *summary.warnings]),
+            "; ".join(s for pod in summary.pods for s in pod.suggestions),
+        )
+    else:
+        checks.ok("job pod cost", first)
 
 
 def _local(checks: _Checks, settings: Settings, environ: Mapping[str, str]) -> None:
@@ -229,7 +252,7 @@ def _group(checks: _Checks, gl: GitLab, settings: Settings) -> Group | None:
 
 
 def _kubernetes(checks: _Checks, settings: Settings, kube_factory: Callable[..., Kube]) -> None:
-    later = ("cluster", "namespace", "ImageCache CRD", "permissions")
+    later = ("cluster", "namespace", "ImageCache CRD", "permissions", *_ECI_CHECKS)
     try:
         settings, kube = open_kube(settings, kube_factory)
     except InvalidInput as exc:
@@ -259,6 +282,10 @@ def _kubernetes(checks: _Checks, settings: Settings, kube_factory: Callable[...,
         _permissions(checks, kube, settings, image_cache_ok)
     except KubeError as exc:
         checks.fail("permissions", exc)
+    if settings.profile == "eci":
+        _eci(checks, kube, settings)
+        if image_cache_ok:
+            _image_cache_state(checks, kube, settings)
 
 
 def _namespace(checks: _Checks, settings: Settings, exists: bool) -> None:
@@ -320,3 +347,180 @@ def _permissions(checks: _Checks, kube: Kube, settings: Settings, image_cache_ok
                 status=403,
             ),
         )
+
+
+# --- what ECI trips over on a first deployment ------------------------------------------
+
+_ECI_CHECKS = ("virtual nodes", "ECI events", "egress")
+VIRTUAL_NODE_SELECTOR = "type=virtual-kubelet"
+ARCH_LABEL = "kubernetes.io/arch"
+EVENT_WINDOW = timedelta(hours=1)
+# Messages of ECI's failed pod creations (virtual-kubelet events), and pulls that time out.
+_QUOTA = re.compile(r"quota|exceeded? .*limit", re.IGNORECASE)
+_STOCK = re.compile(r"no ?stock|out of stock|sold ?out|RecommendEmpty", re.IGNORECASE)
+_PULL_TIMEOUT = re.compile(
+    r"i/o timeout|dial tcp|TLS handshake timeout|context deadline exceeded|"
+    r"network is unreachable",
+    re.IGNORECASE,
+)
+_PULL_REASONS = ("Failed", "ErrImagePull", "ImagePullBackOff", "BackOff")
+
+
+@dataclass(frozen=True)
+class EventFindings:
+    """Recent warning events sorted by what they mean for an ECI deployment."""
+
+    quota: list[str] = field(default_factory=list)
+    stock: list[str] = field(default_factory=list)
+    pull_timeouts: list[str] = field(default_factory=list)
+
+
+def _event_time(event: dict[str, Any]) -> datetime | None:
+    stamp = (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or ((event.get("metadata") or {}).get("creationTimestamp"))
+    )
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def classify_events(
+    events: Iterable[dict[str, Any]], now: datetime, window: timedelta = EVENT_WINDOW
+) -> EventFindings:
+    """Quota, out-of-stock and image-pull-timeout warnings among events newer than ``window``.
+
+    Each finding is ``"<object>: <message>"``, once per distinct message.
+    """
+    found = EventFindings()
+    seen: set[tuple[str, str]] = set()
+    for event in events:
+        if event.get("type") != "Warning":
+            continue
+        when = _event_time(event)
+        if when is not None and now - when > window:
+            continue
+        message = " ".join(str(event.get("message", "")).split())
+        involved = event.get("involvedObject") or {}
+        text = f"{involved.get('kind', '?')}/{involved.get('name', '?')}: {message[:300]}"
+        reason = str(event.get("reason", ""))
+        if _QUOTA.search(message):
+            bucket = found.quota
+        elif _STOCK.search(message):
+            bucket = found.stock
+        elif reason in _PULL_REASONS and _PULL_TIMEOUT.search(message):
+            bucket = found.pull_timeouts
+        else:
+            continue
+        if (reason, message) not in seen:
+            seen.add((reason, message))
+            bucket.append(text)
+    return found
+
+
+def _eci(checks: _Checks, kube: Kube, settings: Settings) -> None:
+    _virtual_nodes(checks, kube, settings)
+    ns = settings.kubernetes.namespace
+    try:
+        events = kube.events(ns)
+    except KubeError as exc:
+        why = f"cannot list events in namespace {ns} ({exc.message})"
+        checks.skip("ECI events", why)
+        checks.skip("egress", f"{why}; egress is not visible to the Kubernetes API either")
+        return
+    found = classify_events(events, datetime.now(UTC))
+    if found.quota or found.stock:
+        checks.warn(
+            "ECI events",
+            f"ECI refused pods in namespace {ns} in the last hour: "
+            + " | ".join(found.quota + found.stock),
+            "quota: raise the ECI quota of the account (Quota Center) or lower "
+            "runner.concurrent; out of stock: list several specs in eci.use_specs, or add "
+            "vSwitches in other zones to the eci-profile",
+        )
+    else:
+        checks.ok("ECI events", f"no quota or out-of-stock events in namespace {ns} (last hour)")
+    if found.pull_timeouts:
+        checks.warn(
+            "egress",
+            f"image pulls time out in namespace {ns}: " + " | ".join(found.pull_timeouts),
+            "ECI pods reach the internet only through a NAT gateway of the VPC or an EIP: add "
+            "a NAT gateway with SNAT entries for the pods' vSwitches, or set "
+            "eci.with_eip = true",
+        )
+    elif settings.eci.with_eip:
+        checks.ok("egress", "eci.with_eip: the manager and every job pod get an EIP")
+    else:
+        checks.skip(
+            "egress",
+            "not visible to the Kubernetes API: ECI pods reach the internet (the runner and "
+            "helper images, gitlab.com) only through a NAT gateway of the VPC or an EIP "
+            "(eci.with_eip); check the VPC has one. No image pull has timed out here in the "
+            "last hour",
+        )
+
+
+def _virtual_nodes(checks: _Checks, kube: Kube, settings: Settings) -> None:
+    try:
+        nodes = kube.nodes(VIRTUAL_NODE_SELECTOR)
+    except KubeError as exc:
+        checks.skip(
+            "virtual nodes",
+            f"cannot list nodes ({exc.message}): the virtual nodes and their architecture "
+            "are not checked",
+        )
+        return
+    archs = sorted(
+        {(n.get("metadata", {}).get("labels") or {}).get(ARCH_LABEL, "?") for n in nodes}
+    )
+    if not nodes:
+        checks.warn(
+            "virtual nodes",
+            f"no node labelled {VIRTUAL_NODE_SELECTOR}: job pods will not run on ECI",
+            "install ACK's virtual node component (ACK Serverless has it), or use "
+            "profile = 'kubernetes'",
+        )
+        return
+    if settings.runner.helper_arch == "arm64" and "arm64" not in archs:
+        checks.fail(
+            "virtual nodes",
+            KubeError(
+                f"runner.helper_arch is arm64 but the virtual nodes are {', '.join(archs)}: "
+                "every job pod would stay Pending",
+                hint="add Arm virtual nodes: enableLinuxArm64Node: true in the ConfigMap "
+                "kube-system/eci-profile (a vSwitch in a zone with Arm instances), or set "
+                "runner.helper_arch = 'x86_64'",
+            ),
+        )
+        return
+    checks.ok("virtual nodes", f"{len(nodes)} virtual node(s), architecture {', '.join(archs)}")
+
+
+def _image_cache_state(checks: _Checks, kube: Kube, settings: Settings) -> None:
+    """The ImageCache install made: ECI reports a failed snapshot only in its status."""
+    name = image_cache_name(settings.kubernetes.namespace)
+    try:
+        live = kube.get("ImageCache", name)
+    except KubeError as exc:
+        checks.skip("ImageCache", f"cannot read ImageCache/{name} ({exc.message})")
+        return
+    if live is None:
+        checks.ok("ImageCache", f"ImageCache/{name} does not exist yet; install creates it")
+        return
+    status = live.get("status") or {}
+    phase = str(status.get("phase") or "unknown")
+    images = len((live.get("spec") or {}).get("images") or [])
+    if phase.lower() == "failed":
+        reason = status.get("reason") or status.get("message") or "no reason given"
+        checks.warn(
+            "ImageCache",
+            f"ImageCache/{name} failed ({reason}): job pods pull every image themselves",
+            "kubectl describe imagecache " + name + "; a private image needs "
+            "registry credentials, a public one egress (NAT gateway or EIP)",
+        )
+        return
+    checks.ok("ImageCache", f"ImageCache/{name}: phase {phase}, {images} images")

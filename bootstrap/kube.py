@@ -419,6 +419,21 @@ class Kube:
             verdict[(verb, kind)] = any(_grants(rule, verb, k.group, k.plural) for rule in rules)
         return verdict
 
+    def nodes(self, selector: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Nodes (cluster-scoped; needs ``list nodes``), filtered by a label selector."""
+        query = {"labelSelector": selector} if selector else None
+        status, body = self.request("GET", "/api/v1/nodes", query=query, what="list nodes")
+        return list(self._check(status, body, "list nodes").get("items") or [])
+
+    def events(self, namespace: str) -> builtins.list[dict[str, Any]]:
+        """The events of a namespace (core/v1; what ``kubectl get events`` shows)."""
+        what = f"list events in namespace {namespace}"
+        path = f"/api/v1/namespaces/{namespace}/events"
+        status, body = self.request("GET", path, what=what)
+        if status == 404:
+            return []
+        return list(self._check(status, body, what).get("items") or [])
+
     # --- waiting ------------------------------------------------------------------------
 
     def rollout_status(self, name: str, namespace: str) -> RolloutStatus:

@@ -82,6 +82,18 @@ def check_dns_label(value: str) -> str:
     return value
 
 
+def check_volume_name(value: str) -> str:
+    """A name that gitlab-runner also uses as a job pod volume name: a DNS-1123 label."""
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid DNS-1123 label, and gitlab-runner uses it as a job pod "
+            "volume name, which must be one (the API server would refuse every job pod): use "
+            "at most 63 lower-case letters, digits and '-' (no '.'), starting and ending with "
+            "a letter or digit"
+        )
+    return value
+
+
 def check_dns_subdomain(value: str) -> str:
     """A DNS-1123 subdomain: Secret, PVC and ServiceAccount names."""
     if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):

@@ -98,5 +98,6 @@ def render_ci_templates(settings: Settings) -> dict[str, str]:
             git_port=settings.templates.git_port,
             kaniko_image=settings.templates.kaniko_image or defaults.kaniko_image,
             buildkit_image=settings.templates.buildkit_image or defaults.buildkit_image,
+            buildkit_tags=tuple(settings.templates.buildkit_tags),
         )
     )

@@ -33,6 +33,9 @@ CONFIG_DIR = "/etc/gitlab-runner"
 SECRET_MOUNT = "/secrets/gitlab-runner"
 KUBE_CLIENT_MOUNT = "/secrets/kube-client"
 METRICS_PORT = 9252
+ARCH_LABEL = "kubernetes.io/arch"
+# On an ImageCache: build the snapshot for Arm job pods.
+IMAGE_CACHE_ARCH_ANNOTATION = "k8s.aliyun.com/imc-cpu-arch"
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_INSTANCE = "gitlab-eci-bootstrap/namespace"

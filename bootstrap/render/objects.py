@@ -98,11 +98,10 @@ def namespace(settings: Settings) -> dict[str, Any]:
 
 
 def service_account(settings: Settings) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _meta(settings, n.SERVICE_ACCOUNT),
-    }
+    meta = _meta(settings, n.SERVICE_ACCOUNT)
+    if settings.runner.service_account_annotations:
+        meta["annotations"] = dict(settings.runner.service_account_annotations)
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
 def role(settings: Settings) -> dict[str, Any]:
@@ -277,18 +276,23 @@ def cache_claim(settings: Settings) -> dict[str, Any]:
 
 
 def image_cache(settings: Settings) -> dict[str, Any]:
-    images = [settings.runner.helper_image, settings.runner.image, settings.executor.image]
-    images += [i for i in settings.image_cache.extra_images if i not in images]
-    spec: dict[str, Any] = {"images": images, "imageCacheSize": settings.image_cache.size_gib}
+    spec: dict[str, Any] = {
+        "images": settings.image_cache_images,
+        "imageCacheSize": settings.image_cache.size_gib,
+    }
     if settings.image_cache.retention_days:
         spec["retentionDays"] = settings.image_cache.retention_days
     if settings.registry.enabled:
         secret = settings.registry.existing_secret or n.REGISTRY_SECRET
         spec["imagePullSecrets"] = [f"{settings.kubernetes.namespace}:{secret}"]
+    meta = _meta(settings, n.image_cache(settings.kubernetes.namespace), namespaced=False)
+    if settings.runner.helper_arch == "arm64":
+        # ECI builds snapshots for x86 unless told otherwise; Arm job pods cannot use those.
+        meta["annotations"] = {n.IMAGE_CACHE_ARCH_ANNOTATION: "arm64"}
     return {
         "apiVersion": "eci.alibabacloud.com/v1",
         "kind": "ImageCache",
-        "metadata": _meta(settings, n.image_cache(settings.kubernetes.namespace), namespaced=False),
+        "metadata": meta,
         "spec": spec,
     }
 
@@ -304,9 +308,36 @@ printf '%s\\n' "$RUNNER_SYSTEM_ID" > {config}/.runner_system_id
 exec gitlab-runner run --config {config}/config.toml
 """
 
-# SIGQUIT makes gitlab-runner stop asking for jobs and wait for the running ones; Kubernetes
-# would send SIGTERM, which aborts them. Wait here until the runner has exited.
-DRAIN_SCRIPT = "kill -QUIT 1 2>/dev/null || true; while kill -0 1 2>/dev/null; do sleep 1; done"
+# SIGQUIT makes gitlab-runner stop asking for jobs and wait for the running ones, with no
+# bound; Kubernetes would send SIGTERM, which aborts them. The kubelet counts
+# terminationGracePeriodSeconds from before this hook and, when the hook overruns, gives the
+# container only 2 s more before SIGKILL: too little for the runner to delete its job pods,
+# which are then left running (and billed). So the hook bounds the drain itself: after
+# {drain} s it sends SIGTERM, which aborts the jobs and gives the runner {shutdown} s
+# (shutdown_timeout) to clean up, all within the grace period.
+DRAIN_SCRIPT = """\
+pid=1
+kill -QUIT "$pid" 2>/dev/null || exit 0
+end=$(($(date +%s) + {drain}))
+while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
+kill -TERM "$pid" 2>/dev/null || exit 0
+end=$(($(date +%s) + {shutdown}))
+while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
+"""
+
+
+def drain_script(settings: Settings) -> str:
+    """The preStop hook: drain for at most drain_timeout, then stop within shutdown_timeout."""
+    runner = settings.runner
+    return DRAIN_SCRIPT.format(drain=runner.drain_timeout, shutdown=runner.shutdown_timeout)
+
+
+def _pod_annotations(settings: Settings, checksum: str) -> dict[str, str]:
+    annotations = {n.ANNOTATION_CHECKSUM: checksum}
+    if settings.profile == "eci" and settings.eci.with_eip:
+        # The manager reaches GitLab and pulls its image the same way as the job pods.
+        annotations["k8s.aliyun.com/eci-with-eip"] = "true"
+    return annotations
 
 
 def deployment(settings: Settings, checksum: str) -> dict[str, Any]:
@@ -317,7 +348,9 @@ def deployment(settings: Settings, checksum: str) -> dict[str, Any]:
         {"name": "config", "mountPath": n.CONFIG_DIR},
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "config-secret", "secret": {"secretName": n.CONFIG_SECRET, "defaultMode": 0o440}},
+        # World-readable inside the pod (only the runner runs there): readable by the
+        # non-root runner without fsGroup, which ECI does not list as supported.
+        {"name": "config-secret", "secret": {"secretName": n.CONFIG_SECRET, "defaultMode": 0o444}},
         # Writable copy of the config (gitlab-runner writes .runner_system_id next to it);
         # memory-backed so the token never lands on a node's disk.
         {"name": "config", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
@@ -327,7 +360,7 @@ def deployment(settings: Settings, checksum: str) -> dict[str, Any]:
         volumes.append(
             {
                 "name": "kube-client",
-                "secret": {"secretName": n.KUBE_CLIENT_SECRET, "defaultMode": 0o440},
+                "secret": {"secretName": n.KUBE_CLIENT_SECRET, "defaultMode": 0o444},
             }
         )
     probe_http = {"path": "/metrics", "port": "metrics"}
@@ -356,7 +389,7 @@ def deployment(settings: Settings, checksum: str) -> dict[str, Any]:
             "timeoutSeconds": 5,
             "failureThreshold": 4,
         },
-        "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", DRAIN_SCRIPT]}}},
+        "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", drain_script(settings)]}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "privileged": False,
@@ -382,7 +415,7 @@ def deployment(settings: Settings, checksum: str) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": {**n.labels(settings), **n.selector_labels()},
-                    "annotations": {n.ANNOTATION_CHECKSUM: checksum},
+                    "annotations": _pod_annotations(settings, checksum),
                 },
                 "spec": {
                     "serviceAccountName": n.SERVICE_ACCOUNT,

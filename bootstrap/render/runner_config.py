@@ -14,6 +14,7 @@ import tomli_w
 from bootstrap.config import Settings
 from bootstrap.render.credentials import Credentials
 from bootstrap.render.names import (
+    ARCH_LABEL,
     CACHE_DIR,
     CACHE_PVC,
     CREDENTIALS_MOUNT,
@@ -26,10 +27,13 @@ from bootstrap.render.names import (
     runner_name,
 )
 
+ECI_WITH_EIP = "k8s.aliyun.com/eci-with-eip"
+
 HEADER = (
     "# Managed by gitlab-eci-bootstrap: `bootstrap install` rewrites this file.\n"
-    "# The runner's own token renewal is off (FF_DISABLE_AUTOMATIC_TOKEN_ROTATION): it would\n"
-    "# write the new token into a copy that the next pod start replaces from the Secret.\n"
+    "# The runner renews its own token only when this file carries token_expires_at, which\n"
+    "# it does not; FF_DISABLE_AUTOMATIC_TOKEN_ROTATION keeps renewal off even if it did (a\n"
+    "# renewal would land in a copy that the next pod start replaces from the Secret).\n"
     "# `bootstrap rotate` renews the token and updates the Secret instead.\n\n"
 )
 
@@ -45,9 +49,11 @@ def _pod_annotations(settings: Settings) -> dict[str, str]:
         if settings.eci.spot_strategy:
             annotations["k8s.aliyun.com/eci-spot-strategy"] = settings.eci.spot_strategy
             if settings.eci.spot_strategy == "SpotWithPriceLimit":
-                annotations["k8s.aliyun.com/eci-spot-price-limit"] = (
-                    f"{settings.eci.spot_price_limit:g}"
-                )
+                # ECI takes at most 3 decimals; ":g" would also cut large prices short.
+                price = f"{settings.eci.spot_price_limit:.3f}".rstrip("0").rstrip(".")
+                annotations["k8s.aliyun.com/eci-spot-price-limit"] = price
+        if settings.eci.with_eip:
+            annotations[ECI_WITH_EIP] = "true"
     annotations.update(settings.executor.pod_annotations)
     return annotations
 
@@ -119,10 +125,16 @@ def _kubernetes(settings: Settings) -> dict[str, Any]:
         service_memory_request=ex.service_memory_request,
         service_memory_limit=ex.service_memory_limit,
         poll_timeout=ex.poll_timeout,
-        # ECI refuses privileged pods; say so here rather than fail at pod creation.
+        # No job container is privileged or may gain privileges, unless the settings let the
+        # build container alone do so (rootless BuildKit's setuid newuidmap).
         privileged=False,
         allow_privilege_escalation=False,
     )
+    if ex.build_allow_privilege_escalation:
+        kube["build_container_security_context"] = {"allow_privilege_escalation": True}
+    if settings.registry.enabled:
+        # Job images from the private registry: the same Secret kaniko's config.json comes from.
+        kube["image_pull_secrets"] = [settings.registry.existing_secret or REGISTRY_SECRET]
     if ex.service_account:
         kube["service_account"] = ex.service_account
     if settings.rotation.in_cluster:
@@ -133,14 +145,21 @@ def _kubernetes(settings: Settings) -> dict[str, Any]:
         kube["pod_annotations"] = annotations
     if ex.pod_labels:
         kube["pod_labels"] = dict(ex.pod_labels)
-    if ex.node_selector:
-        kube["node_selector"] = dict(ex.node_selector)
-    if ex.tolerations:
+    node_selector = dict(ex.node_selector)
+    tolerations = {
         # gitlab-runner's form: "key=value" (or "key" for Exists) -> effect.
-        kube["node_tolerations"] = {
-            (t.key if t.operator == "Exists" else f"{t.key}={t.value}"): t.effect
-            for t in ex.tolerations
-        }
+        (t.key if t.operator == "Exists" else f"{t.key}={t.value}"): t.effect
+        for t in ex.tolerations
+    }
+    if settings.runner.helper_arch == "arm64":
+        # Job pods must land on arm64 capacity (ACK: Arm virtual nodes, which carry the taint
+        # kubernetes.io/arch=arm64:NoSchedule; clusters before 1.24 need the toleration).
+        node_selector[ARCH_LABEL] = "arm64"
+        tolerations.setdefault(f"{ARCH_LABEL}=arm64", "NoSchedule")
+    if node_selector:
+        kube["node_selector"] = node_selector
+    if tolerations:
+        kube["node_tolerations"] = tolerations
     volumes = _volumes(settings)
     if volumes:
         kube["volumes"] = volumes
@@ -159,11 +178,13 @@ def _cache(settings: Settings, credentials: Credentials) -> dict[str, Any] | Non
         s3["BucketLocation"] = cache.s3_bucket_location
     if cache.s3_insecure:
         s3["Insecure"] = True
-    if cache.s3_access_key_env and cache.s3_secret_key_env:
+    if cache.s3_authentication == "iam":
+        # The AWS SDK's credential chain in the runner pod (e.g. EKS IRSA: annotate the
+        # ServiceAccount with runner.service_account_annotations); only ever by choice.
+        s3["AuthenticationType"] = "iam"
+    else:
         s3["AccessKey"] = credentials.s3_access_key
         s3["SecretKey"] = credentials.s3_secret_key
-    else:
-        s3["AuthenticationType"] = "iam"
     return {"Type": "s3", "Shared": cache.shared, "s3": s3}
 
 

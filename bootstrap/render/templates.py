@@ -80,6 +80,8 @@ class TemplateDefaults:
         buildkit_image: Pinned rootless BuildKit image.
         cache_dir: The runner's ``cache_dir``, where the shared cache volume is mounted.
         credentials_dir: Where the runner mounts the git ssh credentials, read-only.
+        buildkit_tags: Tags of the runner for BuildKit jobs (one that lets the build
+            container gain privileges); empty: ``runner_tags``.
     """
 
     group: str
@@ -93,6 +95,7 @@ class TemplateDefaults:
     buildkit_image: str
     cache_dir: str = DEFAULT_CACHE_DIR
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    buildkit_tags: tuple[str, ...] = ()
 
 
 def default_template_defaults(group: str = "mygroup") -> TemplateDefaults:
@@ -240,6 +243,7 @@ def _context(defaults: TemplateDefaults) -> dict[str, Any]:
         "component_prefix": f"$CI_SERVER_FQDN/{project_path}",
         "version": defaults.version,
         "runner_tags": list(defaults.runner_tags),
+        "buildkit_tags": list(defaults.buildkit_tags or defaults.runner_tags),
         "registry_host": defaults.registry_host,
         "registry_default": registry,
         "destination_default": destination,
@@ -285,7 +289,7 @@ def _validate(defaults: TemplateDefaults) -> None:
         errors.append(
             f"version {defaults.version!r}: the CI/CD Catalog needs a semantic version like '1.0.0'"
         )
-    for tag in defaults.runner_tags:
+    for tag in (*defaults.runner_tags, *defaults.buildkit_tags):
         if not _TAG_RE.match(tag):
             errors.append(f"runner tag {tag!r}: use letters, digits, spaces and _.:/@+=-")
     if len(set(defaults.runner_tags)) != len(defaults.runner_tags):

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,10 +153,39 @@ class Target:
         ]
 
 
+def virtual_node(
+    name: str = "virtual-kubelet-cn-hangzhou-k", arch: str = "amd64"
+) -> dict[str, Any]:
+    """An ACK virtual node (ECI) as the cluster lists it: labels and taint of the real ones."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "type": "virtual-kubelet",
+                "kubernetes.io/arch": arch,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/role": "agent",
+            },
+        },
+        "spec": {
+            "taints": [
+                {
+                    "key": "virtual-kubelet.io/provider",
+                    "value": "alibabacloud",
+                    "effect": "NoSchedule",
+                }
+            ]
+        },
+    }
+
+
 @pytest.fixture
 def target(fake_gitlab: FakeGitLab, fake_kube: FakeKube, tmp_path: Path) -> Iterator[Target]:
     fake_gitlab.auto_online = True
     fake_kube.add_crd_imagecache()
+    fake_kube.add_object(virtual_node())  # an ACK cluster has virtual nodes (ECI)
     workdir = tmp_path / "work"
     workdir.mkdir()
     t = Target(fake_gitlab, fake_kube, workdir, gitlab_url=fake_gitlab.url)

@@ -35,7 +35,7 @@ def test_healthy_runner_exits_0_and_writes_nothing(target: Target) -> None:
     assert f"runner #{runner_id}" in result.stdout
     assert "online" in result.stdout
     assert "1/1 ready" in result.stdout
-    assert "gitlab-runner:v" in result.stdout  # the image the pod runs
+    assert "gitlab-runner:alpine-v" in result.stdout  # the image the pod runs
     assert "the pods run the current config.toml" in result.stdout
     assert "Drift: none" in result.stdout
     assert "Healthy." in result.stdout

@@ -125,6 +125,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     _rt("", "v1", "Event", "events", True, short_names=("ev",)),
+    _rt("", "v1", "Node", "nodes", False, short_names=("no",), status_subresource=True),
     _rt(
         "apps",
         "v1",

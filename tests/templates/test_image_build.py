@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,22 @@ def test_a_bad_registry_host_is_refused(rendered: dict[str, str], tmp_path: Path
     assert result.returncode != 0
     assert "must be a registry host" in result.stderr
     assert not recorder.argv_file.exists()
+
+
+def test_buildkit_refuses_to_start_without_privilege_escalation(
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
+    # allowPrivilegeEscalation: false is no_new_privs (prctl PR_SET_NO_NEW_PRIVS = 38) for
+    # the container's processes; this shell runs under it, as a job's would.
+    wrapper = write_executable(
+        tmp_path / "nnp-dash",
+        f"#!{sys.executable}\n"
+        "import ctypes, os, shutil, sys\n"
+        "assert ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) == 0\n"
+        "os.execv(shutil.which('dash'), ['dash', *sys.argv[1:]])\n",
+    )
+    job = build_job(rendered, "buildkit", destinations="reg.example.com/g/web:1")
+    result, recorder = run_build(job, tmp_path, str(wrapper))
+    assert result.returncode != 0
+    assert "executor.build_allow_privilege_escalation = true" in result.stderr
+    assert not recorder.argv_file.exists()  # buildctl never started

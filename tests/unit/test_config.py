@@ -25,7 +25,7 @@ def test_defaults_need_no_file(workdir: Path) -> None:
     settings = loaded.settings
     assert settings.profile == "eci"
     assert settings.kubernetes.namespace == "gitlab-runner"
-    assert settings.runner.image.endswith(":v18.11.4")
+    assert settings.runner.image.endswith(":alpine-v18.11.4")  # the smaller flavour
     assert settings.runner.helper_image.endswith(":x86_64-v18.11.4")
 
 
@@ -49,6 +49,7 @@ def test_env_values_parse_as_toml_and_lists_split_on_commas(tmp_path: Path) -> N
         "BOOTSTRAP_GITLAB__TAGS": "eci,build",
         "BOOTSTRAP_GITLAB__RUN_UNTAGGED": "true",
         "BOOTSTRAP_EXECUTOR__NODE_SELECTOR": '{ "kubernetes.io/arch" = "arm64" }',
+        "BOOTSTRAP_RUNNER__HELPER_ARCH": "arm64",  # an arm64 selector needs the arm64 helper
         "GITLAB_URL": "https://git.example.com/",
     }
     settings = load_settings(environ=env).settings

@@ -74,6 +74,37 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "existing-namespace": {"kubernetes": {"create_namespace": False, "namespace": "ci"}},
     "self-signed-gitlab": {"gitlab": {"url": "https://git.corp.example", "ca_file": "ca.pem"}},
+    # Rows for the first real deployment (issue 11): Arm job pods, S3 on OSS with keys,
+    # private job images, services sized to the spec, a BuildKit runner, EIP egress.
+    "arm64": {"runner": {"helper_arch": "arm64"}},
+    "s3-oss": {
+        "cache": {
+            "type": "s3",
+            "s3_server_address": "oss-cn-hangzhou-internal.aliyuncs.com",
+            "s3_bucket_name": "ci-cache",
+            "s3_bucket_location": "oss-cn-hangzhou",
+            "s3_access_key_env": "OSS_KEY",
+            "s3_secret_key_env": "OSS_SECRET",
+            "s3_authentication": "access-key",
+        }
+    },
+    "registry-pull-secret": {
+        "registry": REGISTRY,
+        "executor": {"image": "registry.cn-hangzhou.aliyuncs.com/team/ci:1.0"},
+    },
+    "services": {
+        "executor": {
+            "service_cpu_request": "1",
+            "service_cpu_limit": "2",
+            "service_memory_request": "2Gi",
+            "service_memory_limit": "4Gi",
+        }
+    },
+    "buildkit-runner": {
+        "executor": {"build_allow_privilege_escalation": True},
+        "gitlab": {"tags": ["eci-buildkit"]},
+        "kubernetes": {"namespace": "gitlab-runner-buildkit"},
+    },
 }
 PROFILES = ["eci", "kubernetes"]
 
@@ -302,7 +333,8 @@ def test_config_toml_follows_the_seed() -> None:
     assert kube["namespace"] == "gitlab-runner"
     assert kube["pull_policy"] == "if-not-present"
     assert kube["helper_image"].endswith(":x86_64-v18.11.4")
-    assert (kube["cpu_request"], kube["memory_limit"]) == ("2", "4Gi")
+    # build + helper fill 2 vCPU / 4 GiB exactly (the seed's 2 + 0.5 / 4 + 1 billed 4 / 8)
+    assert (kube["cpu_request"], kube["memory_limit"]) == ("1500m", "3Gi")
     assert kube["pod_annotations"]["k8s.aliyun.com/eci-auto-imc"] == "true"
     volumes = kube["volumes"]
     assert {"name": "gitlab-runner-cache-pvc", "mount_path": "/cache"} in volumes["pvc"]
@@ -367,8 +399,8 @@ def test_deployment_drains_gracefully_and_rolls_without_downtime() -> None:
     pod = spec["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] >= 60 + 1800
     container = pod["containers"][0]
-    assert "kill -QUIT 1" in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
-    assert container["image"] == "registry.gitlab.com/gitlab-org/gitlab-runner:v18.11.4"
+    assert 'kill -QUIT "$pid"' in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    assert container["image"] == "registry.gitlab.com/gitlab-org/gitlab-runner:alpine-v18.11.4"
 
 
 def test_deployment_is_locked_down() -> None:
