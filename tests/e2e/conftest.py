@@ -98,6 +98,13 @@ class Target:
 
         return str(tomllib.loads(self.stored_config(namespace))["runners"][0]["token"])
 
+    def system_id(self, namespace: str = "gitlab-runner") -> str:
+        """The system id the runner pods run with (RUNNER_SYSTEM_ID of the Deployment)."""
+        deploy = self.kube.get_object("apps/v1", "Deployment", "gitlab-runner", namespace)
+        assert deploy is not None, "the runner Deployment is missing"
+        [container] = deploy["spec"]["template"]["spec"]["containers"]
+        return next(e["value"] for e in container["env"] if e["name"] == "RUNNER_SYSTEM_ID")
+
     def secrets_issued(self) -> list[str]:
         return [s for s in (*self.gitlab.runner_tokens(), self.token) if s]
 
@@ -144,17 +151,52 @@ class Target:
         return [f"{r.method} {r.path}" for r in self.kube.writes()]
 
     def gitlab_writes(self) -> list[str]:
-        # POST /runners/verify is a check (it records a heartbeat, changes nothing we own).
-        return [
-            f"{r.method} {r.path}"
-            for r in self.gitlab.writes()
-            if not r.path.endswith("/runners/verify")
-        ]
+        # POST /runners/verify counts: it records a contact, so a no-op run must not send it.
+        return [f"{r.method} {r.path}" for r in self.gitlab.writes()]
+
+
+def runner_pods(kube: FakeKube) -> list[tuple[str, str]]:
+    """``(token, system id)`` of each runner Deployment whose pods run now: rolled out and
+    ready, with the config.toml the Secret holds (the pod template's checksum matches it).
+    FakeGitLab lets each contact GitLab, as a polling gitlab-runner would."""
+    import tomllib
+
+    from bootstrap.render.objects import config_checksum
+    from bootstrap.workflow import secret_text
+
+    processes = []
+    for deploy in kube.objects("Deployment"):
+        meta, spec, status = deploy["metadata"], deploy["spec"], deploy.get("status") or {}
+        if meta["name"] != "gitlab-runner" or not status.get("readyReplicas"):
+            continue
+        if status.get("observedGeneration") != meta.get("generation"):
+            continue
+        secret = kube.get_object("v1", "Secret", "gitlab-runner-config", meta["namespace"])
+        if secret is None:
+            continue
+        config = secret_text(secret, "config.toml")
+        template = spec["template"]["metadata"].get("annotations") or {}
+        if template.get("gitlab-eci-bootstrap/config-checksum") != config_checksum(
+            config, secret_text(secret, "ca.crt")
+        ):
+            continue
+        env = {
+            e["name"]: e.get("value", "")
+            for c in spec["template"]["spec"]["containers"]
+            for e in c.get("env") or []
+        }
+        try:
+            token = tomllib.loads(config)["runners"][0]["token"]
+        except (tomllib.TOMLDecodeError, KeyError, IndexError):
+            continue
+        processes.append((str(token), env.get("RUNNER_SYSTEM_ID", "")))
+    return processes
 
 
 @pytest.fixture
 def target(fake_gitlab: FakeGitLab, fake_kube: FakeKube, tmp_path: Path) -> Iterator[Target]:
-    fake_gitlab.auto_online = True
+    # The runner pods in the fake cluster contact the fake GitLab with their token.
+    fake_gitlab.runner_processes = lambda: runner_pods(fake_kube)
     fake_kube.add_crd_imagecache()
     workdir = tmp_path / "work"
     workdir.mkdir()

@@ -93,6 +93,15 @@ CATALOG_MUTATION = re.compile(
     r"\s*\{(?P<fields>[^}]*)\}"
 )
 PROJECT_PATH_ARGUMENT = re.compile(r"projectPath\s*:\s*(\$\w+|\"(?:[^\"\\]|\\.)*\")")
+# ``runner(id: "gid://gitlab/Ci::Runner/N") { id tokenExpiresAt ... }``, id inline or a variable.
+RUNNER_QUERY = re.compile(
+    r"\brunner\s*\(\s*id\s*:\s*(?P<id>\$\w+|\"[^\"]*\")\s*\)\s*\{(?P<fields>[^}]*)\}"
+)
+# ``project(fullPath: "g/p") { isCatalogResource }``, path inline or a variable.
+PROJECT_QUERY = re.compile(
+    r"\bproject\s*\(\s*fullPath\s*:\s*(?P<path>\$\w+|\"[^\"]*\")\s*\)\s*\{(?P<fields>[^}]*)\}"
+)
+RUNNER_GID = re.compile(r"\Agid://gitlab/Ci::Runner/(\d+)\Z")
 GRAPHQL_RESOURCE_ERROR = (
     "The resource that you are attempting to access does not exist or you don't have "
     "permission to perform this action"
@@ -1798,6 +1807,8 @@ class ProjectsApi:
             variables = {}
         if not query.strip():
             return self._graphql_error("No query string was present")
+        if not query.lstrip().startswith("mutation"):
+            return self._graphql_query(query, variables, user)
         matched = CATALOG_MUTATION.search(query)
         if not query.lstrip().startswith("mutation") or matched is None:
             return self._graphql_error(
@@ -1842,6 +1853,69 @@ class ProjectsApi:
         return Response.json(
             200, {"data": {"catalogResourcesCreate": {f: payload[f] for f in fields}}}
         )
+
+    def _graphql_query(self, query: str, variables: dict[str, Any], user: User | None) -> Response:
+        """The two queries the tool sends: a runner's ``tokenExpiresAt`` and a project's
+        ``isCatalogResource`` (``Types::Ci::RunnerType``, ``Types::ProjectType``)."""
+        runner_query = RUNNER_QUERY.search(query)
+        project_query = PROJECT_QUERY.search(query)
+        if runner_query is not None:
+            return self._graphql_runner(runner_query, variables, user)
+        if project_query is not None:
+            fields = project_query.group("fields").split()
+            unknown = [f for f in fields if f not in ("id", "fullPath", "isCatalogResource")]
+            if unknown:
+                return self._graphql_error(f"Field '{unknown[0]}' doesn't exist on type 'Project'")
+            path = self._graphql_value(project_query.group("path"), variables)
+            project = self.find(path) if path else None
+            if project is None or (
+                project.visibility == "private" and not self._role(user, project)
+            ):
+                return Response.json(200, {"data": {"project": None}})
+            values = {
+                "id": f"gid://gitlab/Project/{project.id}",
+                "fullPath": project.full_path,
+                "isCatalogResource": project.catalog_resource,
+            }
+            return Response.json(200, {"data": {"project": {f: values[f] for f in fields}}})
+        return self._graphql_error(
+            "This fake GitLab answers only the runner and project queries and the "
+            "catalogResourcesCreate mutation"
+        )
+
+    def _graphql_runner(
+        self, matched: re.Match[str], variables: dict[str, Any], user: User | None
+    ) -> Response:
+        """``runner(id:)``: null unless the caller may ``read_runner`` (Maintainer of the
+        runner's group, inherited memberships count; admins); ``tokenExpiresAt`` needs
+        ``read_runner_sensitive_data``, which follows ``read_runner`` for group runners."""
+        fields = matched.group("fields").split()
+        known = ("id", "tokenExpiresAt", "contactedAt", "status", "description")
+        unknown = [f for f in fields if f not in known]
+        if unknown:
+            return self._graphql_error(f"Field '{unknown[0]}' doesn't exist on type 'CiRunner'")
+        gid = self._graphql_value(matched.group("id"), variables) or ""
+        found = RUNNER_GID.match(gid)
+        if found is None:
+            return self._graphql_error(f'"{gid}" does not represent an instance of Ci::Runner')
+        runner = self.fake._runners.get(int(found.group(1)))
+        if runner is None or user is None or self.fake._runner_access(user, runner) < MAINTAINER:
+            return Response.json(200, {"data": {"runner": None}})
+        values = {
+            "id": gid,
+            "tokenExpiresAt": iso(runner.token_expires_at),
+            "contactedAt": iso(runner.contacted_at),
+            "status": self.fake._status(runner).upper(),
+            "description": runner.description,
+        }
+        return Response.json(200, {"data": {"runner": {f: values[f] for f in fields}}})
+
+    @staticmethod
+    def _graphql_value(token: str, variables: dict[str, Any]) -> str | None:
+        if token.startswith("$"):
+            value = variables.get(token[1:])
+            return str(value) if value else None
+        return str(json.loads(token))
 
     def _graphql_project_path(self, argument: str, variables: dict[str, Any]) -> str | None:
         if argument.startswith("$"):
