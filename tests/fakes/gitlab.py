@@ -123,6 +123,8 @@ class User:
     admin: bool = False
     state: str = "active"
     created_at: datetime = field(default_factory=now)
+    #: A group or project access token's bot user (``User#bot?``): a member like any other.
+    bot: bool = False
 
 
 @dataclass
@@ -424,10 +426,12 @@ class FakeGitLab(FakeServer):
         name: str | None = None,
         pat_name: str = "bootstrap",
         expires_at: date | None = None,
+        bot: bool = False,
     ) -> User:
-        """Create a user with one personal access token (more with :meth:`add_token`)."""
+        """Create a user with one personal access token (more with :meth:`add_token`);
+        ``bot``: a group access token's bot user (add it to the group as a member)."""
         with self.lock:
-            user = User(self._next_id("user"), username, name or username.title(), admin)
+            user = User(self._next_id("user"), username, name or username.title(), admin, bot=bot)
             self.users[user.id] = user
             self.add_token(username, token, scopes, name=pat_name, expires_at=expires_at)
             return user
@@ -530,6 +534,13 @@ class FakeGitLab(FakeServer):
         """Make a runner's current token expired (verify and reset-by-token get 403)."""
         with self.lock:
             self._runners[runner_id].token_expires_at = now() - timedelta(seconds=1)
+
+    def reset_runner_token(self, runner_id: int) -> str:
+        """Reset a runner's token as someone in the web UI would; returns the new token."""
+        with self.lock:
+            runner = self._runners[runner_id]
+            self._issue_token(runner)
+            return runner.token
 
     def mark_runner_contacted(
         self, runner_id: int, at: datetime | None = None, system_id: str | None = None
@@ -813,7 +824,7 @@ class FakeGitLab(FakeServer):
             "bio": "",
             "public_email": None,
             "email": f"{user.username}@example.com",
-            "bot": False,
+            "bot": user.bot,
             "two_factor_enabled": False,
         }
         if user.admin:

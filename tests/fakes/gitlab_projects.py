@@ -518,6 +518,9 @@ class ProjectsApi:
         #: GitLab 16.x checked for a README.md and a description before marking a project
         #: as a CI/CD Catalog resource; since 17.0 that check happens at release time only.
         self.catalog_requires_readme = False
+        #: The instance's "Restricted visibility levels" (admin setting; GitLab.com restricts
+        #: ``internal`` for new projects): non-admins may not create projects at these.
+        self.restricted_visibility_levels: set[str] = set()
 
     # -- routes ----------------------------------------------------------------------
 
@@ -1029,6 +1032,10 @@ class ProjectsApi:
         # No namespace: the user's own, which the fake does not model.
         if group is None or (not user.admin and self.fake.access_level(user, group) < MAINTAINER):
             raise validation_error({"namespace": ["is not valid"]})
+        if visibility in self.restricted_visibility_levels and not user.admin:
+            # Projects::CreateService -> BaseService#deny_visibility_level.
+            denied = f"{visibility} has been restricted by your GitLab administrator"
+            raise validation_error({"visibility_level": [denied]})
         if path is None:
             path = re.sub(r"[^a-z0-9_.]+", "-", str(name).lower()).strip("-.")
         name = str(name or path)
