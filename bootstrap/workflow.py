@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bootstrap.config import Settings
@@ -328,15 +328,20 @@ class TokenState:
     dead: str = ""  # why the stored token is known to be dead ("" when not known dead)
 
 
+_SECOND = timedelta(seconds=1)
+
+
 def token_state(ctx: Context, runner_id: int, stored: Stored, now: datetime) -> TokenState:
     """Judge the stored token by reading only (see :class:`TokenState`)."""
     recorded = parse_time(stored.expires_at)
     expiry = ctx.gitlab.token_expiry(runner_id)
     current = parse_time(expiry.expires_at) if expiry.known else recorded
-    shown = (expiry.expires_at if expiry.known else None) or stored.expires_at
+    # GraphQL renders times in whole seconds (Types::TimeType: iso8601), REST in ms.
+    same = current is not None and recorded is not None and abs(current - recorded) < _SECOND
+    shown = stored.expires_at if same or not expiry.known else expiry.expires_at
     if not stored.token:
         return TokenState(shown, "there is no token in the Secret")
-    if expiry.known and recorded is not None and current != recorded:
+    if expiry.known and recorded is not None and not same:
         return TokenState(
             shown,
             f"the token was reset elsewhere (GitLab says it expires {expiry.expires_at or 'never'}"

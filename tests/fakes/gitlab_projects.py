@@ -109,6 +109,11 @@ GRAPHQL_RESOURCE_ERROR = (
 SEED_AUTHOR = ("Administrator", "admin@example.com")
 
 
+def graphql_time(moment: datetime | None) -> str | None:
+    """``Types::TimeType``: ISO 8601 in whole seconds (``value.iso8601``), unlike REST's ms."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
 # -- git objects -------------------------------------------------------------------------
 
 
@@ -1910,8 +1915,8 @@ class ProjectsApi:
             return Response.json(200, {"data": {"runner": None}})
         values = {
             "id": gid,
-            "tokenExpiresAt": iso(runner.token_expires_at),
-            "contactedAt": iso(runner.contacted_at),
+            "tokenExpiresAt": graphql_time(runner.token_expires_at),
+            "contactedAt": graphql_time(runner.contacted_at),
             "status": self.fake._status(runner).upper(),
             "description": runner.description,
         }
