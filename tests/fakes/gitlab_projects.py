@@ -69,6 +69,13 @@ if TYPE_CHECKING:
     from tests.fakes.gitlab import FakeGitLab, Group
 
 VISIBILITY_LEVELS = {"private": 0, "internal": 10, "public": 20}
+#: ``ci_pipeline_variables_minimum_override_role`` -> the least role (no_one_allowed: none).
+PIPELINE_VARIABLE_ROLES = {
+    "no_one_allowed": 10**6,
+    "developer": DEVELOPER,
+    "maintainer": MAINTAINER,
+    "owner": OWNER,
+}
 FILE_MODE, EXECUTABLE_MODE, TREE_MODE = "100644", "100755", "040000"
 COMMIT_ACTIONS = ("create", "update", "move", "delete", "chmod")
 VARIABLE_TYPES = ("env_var", "file")
@@ -300,6 +307,10 @@ class Project:
     schedules: dict[int, PipelineSchedule] = field(default_factory=dict)
     variables: list[CiVariable] = field(default_factory=list)
     catalog_resource: bool = False
+    #: ``ci_pipeline_variables_minimum_override_role``: who may set pipeline (and schedule)
+    #: variables. Self-managed defaults to developer; GitLab.com to no_one_allowed for new
+    #: projects. No role bypasses it.
+    pipeline_variables_role: str = "developer"
     created_at: datetime = field(default_factory=now)
     last_activity_at: datetime = field(default_factory=now)
 
@@ -1639,10 +1650,12 @@ class ProjectsApi:
         return self.fake.json(self._schedule_json(project, schedule, call, details=True), status)
 
     def _schedule_for_variables(self, call: Call) -> tuple[Project, PipelineSchedule]:
-        """``set_pipeline_variables`` (Developer) and ``update_pipeline_schedule``."""
+        """``set_pipeline_variables`` (the project's minimum override role) and
+        ``update_pipeline_schedule`` (the owner)."""
         project = self._project(call, DEVELOPER)
         schedule = self._schedule(call, project)
-        if not self._owns(call, project, schedule):
+        needed = PIPELINE_VARIABLE_ROLES[project.pipeline_variables_role]
+        if not self._owns(call, project, schedule) or self._role(call.user, project) < needed:
             raise forbidden()
         return project, schedule
 
