@@ -147,8 +147,7 @@ def plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
             state = token_state(ctx, runner.id, stored, datetime.now(UTC))
             runner = with_expiry(runner, state.expires_at)
             if not state.dead:
-                reason = "the stored token is the runner's current one"
-                return RunnerPlan("reuse", reason, runner, drift)
+                return RunnerPlan("reuse", state.verdict, runner, drift)
             return RunnerPlan("reset", f"the stored token is dead: {state.dead}", runner, drift)
         ctx.warn(f"runner #{stored.runner_id} recorded in the cluster is gone from GitLab")
     runner = find_marked_runner(ctx)

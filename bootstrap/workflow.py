@@ -326,6 +326,18 @@ class TokenState:
 
     expires_at: str | None
     dead: str = ""  # why the stored token is known to be dead ("" when not known dead)
+    #: Whether GitLab's expiry confirmed the stored token as the current one.
+    confirmed: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """Why the stored token is kept, in words (when it is not dead)."""
+        if self.confirmed:
+            return "the stored token is the runner's current one (its expiry matches GitLab's)"
+        return (
+            "no sign that the stored token is dead (tokens without an expiry cannot be "
+            "checked without using them)"
+        )
 
 
 _SECOND = timedelta(seconds=1)
@@ -349,7 +361,7 @@ def token_state(ctx: Context, runner_id: int, stored: Stored, now: datetime) -> 
         )
     if current is not None and current <= now:
         return TokenState(shown, f"the token expired at {shown}")
-    return TokenState(shown)
+    return TokenState(shown, confirmed=same)
 
 
 def with_expiry(runner: Runner, expires_at: str | None) -> Runner:
