@@ -172,7 +172,8 @@ def execute_runner(ctx: Context, plan: RunnerPlan) -> NewToken | None:
     if plan.runner is None:
         raise ValueError(f"a {plan.action} plan always names its runner")  # a bug: exit 1
     if plan.updates:
-        plan.runner = gl.update_runner(plan.runner.id, plan.updates)
+        known = plan.runner.token_expires_at  # PUT answers RunnerDetails: no expiry
+        plan.runner = with_expiry(gl.update_runner(plan.runner.id, plan.updates), known)
         ctx.reporter.info(f"Updated runner #{plan.runner.id}: {', '.join(sorted(plan.updates))}")
     if plan.action == "reset":
         plan.token = gl.reset_token(plan.runner.id)

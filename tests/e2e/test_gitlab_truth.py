@@ -125,6 +125,25 @@ def test_status_and_install_see_a_token_reset_elsewhere(target: Target) -> None:
     assert target.stored_token() == target.gitlab.runner(runner_id).token
 
 
+def test_install_reports_the_expiry_after_updating_the_runner(target: Target) -> None:
+    target.gitlab.set_token_expiry(30 * DAY)
+    _install(target)
+    (target.workdir / "bootstrap.toml").write_text('[gitlab]\ntags = ["eci", "big"]\n')
+
+    result = target.run("install", "--output", "json")
+
+    assert result.exit_code == 0, result.output
+    runner = json.loads(result.stdout)["runner"]
+    assert runner["updates"] == ["tag_list"]
+    # PUT /runners/:id answers RunnerDetails, which has no expiry: the known one is kept.
+    assert (
+        runner["token_expires_at"]
+        == target.kube.get_object("v1", "Secret", "gitlab-runner-config", "gitlab-runner")[
+            "metadata"
+        ]["annotations"]["gitlab-eci-bootstrap/token-expires-at"]
+    )
+
+
 def test_an_expired_token_is_reported_from_the_recorded_expiry(target: Target) -> None:
     target.gitlab.set_token_expiry(30 * DAY)
     _install(target)
