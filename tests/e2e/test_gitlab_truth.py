@@ -190,6 +190,7 @@ def test_a_group_bot_finds_the_runner_without_the_secret(target: Target) -> None
     assert isinstance(runner, dict)
     assert runner["found_by"] == "marker"
     assert runner["id"] == target.group_runners()[0]
+    assert (runner["system_id"], runner["status"]) == (target.system_id(), "online")
 
 
 def test_install_skips_an_ancestors_runner_it_may_not_read(target: Target, tmp_path: Path) -> None:
