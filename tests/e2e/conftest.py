@@ -15,6 +15,7 @@ from tests.conftest import REPO, CliResult, run_cli
 from tests.fakes.fixtures import GROUP, OWNER_TOKEN
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.kube import FakeKube
+from tests.fakes.pods import runner_pods
 
 #: Every object a default install leaves in the fake cluster (kind/name).
 EXPECTED = {
@@ -153,44 +154,6 @@ class Target:
     def gitlab_writes(self) -> list[str]:
         # POST /runners/verify counts: it records a contact, so a no-op run must not send it.
         return [f"{r.method} {r.path}" for r in self.gitlab.writes()]
-
-
-def runner_pods(kube: FakeKube) -> list[tuple[str, str]]:
-    """``(token, system id)`` of each runner Deployment whose pods run now: rolled out and
-    ready, with the config.toml the Secret holds (the pod template's checksum matches it).
-    FakeGitLab lets each contact GitLab, as a polling gitlab-runner would."""
-    import tomllib
-
-    from bootstrap.render.objects import config_checksum
-    from bootstrap.workflow import secret_text
-
-    processes = []
-    for deploy in kube.objects("Deployment"):
-        meta, spec, status = deploy["metadata"], deploy["spec"], deploy.get("status") or {}
-        if meta["name"] != "gitlab-runner" or not status.get("readyReplicas"):
-            continue
-        if status.get("observedGeneration") != meta.get("generation"):
-            continue
-        secret = kube.get_object("v1", "Secret", "gitlab-runner-config", meta["namespace"])
-        if secret is None:
-            continue
-        config = secret_text(secret, "config.toml")
-        template = spec["template"]["metadata"].get("annotations") or {}
-        if template.get("gitlab-eci-bootstrap/config-checksum") != config_checksum(
-            config, secret_text(secret, "ca.crt")
-        ):
-            continue
-        env = {
-            e["name"]: e.get("value", "")
-            for c in spec["template"]["spec"]["containers"]
-            for e in c.get("env") or []
-        }
-        try:
-            token = tomllib.loads(config)["runners"][0]["token"]
-        except (tomllib.TOMLDecodeError, KeyError, IndexError):
-            continue
-        processes.append((str(token), env.get("RUNNER_SYSTEM_ID", "")))
-    return processes
 
 
 @pytest.fixture

@@ -18,10 +18,11 @@ import pytest
 
 from bootstrap.render.objects import config_checksum
 from tests.conftest import OUTPUTS, CliResult, run_cli
-from tests.e2e.conftest import EXPECTED, runner_pods
+from tests.e2e.conftest import EXPECTED
 from tests.fakes.fixtures import GROUP, OWNER_TOKEN
 from tests.fakes.gitlab import OWNER, FakeGitLab
 from tests.fakes.kube import FakeKube
+from tests.fakes.pods import runner_pods
 
 FAULTS = ("500", "429", "reset", "delay")
 TIMEOUT = 1.0  # client request timeout in this test; a "delay" fault answers after 1.5 s
