@@ -38,6 +38,7 @@ from pathlib import Path
 
 from tests.fakes.gitlab import OWNER, FakeGitLab
 from tests.fakes.kube import FakeKube
+from tests.fakes.pods import runner_pods
 
 TOKEN = "glpat-bench-owner-0123456789"
 GROUP = "bench"
@@ -72,10 +73,12 @@ class Env:
     """A fresh fake GitLab and cluster at one latency, and how to run commands against them."""
 
     def __init__(self, latency_ms: int, workdir: Path) -> None:
-        self.gitlab = FakeGitLab(latency_ms=latency_ms, auto_online=True, token_expiry=30 * 86400)
+        self.gitlab = FakeGitLab(latency_ms=latency_ms, token_expiry=30 * 86400)
         self.gitlab.add_user("owner", TOKEN, ["api", "create_runner", "manage_runner", "read_api"])
         self.gitlab.add_group(GROUP, {"owner": OWNER})
         self.kube = FakeKube(latency_ms=latency_ms)
+        # The runner pods in the fake cluster contact the fake GitLab with their token.
+        self.gitlab.runner_processes = lambda: runner_pods(self.kube)
         self.workdir = workdir
 
     def __enter__(self) -> Env:

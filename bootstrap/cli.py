@@ -269,10 +269,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 def rotate(**params: Any) -> None:
     """Reset the runner token, store it in the cluster and roll the runner pod.
 
-    Resets by id when GITLAB_TOKEN has manage_runner, else with the runner's current token
-    (and says so). The old pod finishes its running jobs before it stops. A stored token
-    that no longer verifies (an interrupted rotation) is repaired. Output shows the old and
-    new expiry, never a token.
+    Resets by id when GITLAB_TOKEN has manage_runner (and an Owner's role), else with the
+    runner's current token (and says so). The old pod finishes its running jobs before it
+    stops. A stored token known dead (past its expiry, or reset elsewhere) is repaired.
+    Output shows the old and new expiry, never a token.
 
     \b
     Examples:

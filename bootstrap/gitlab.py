@@ -117,6 +117,35 @@ class Runner:
         )
 
 
+@dataclass(frozen=True)
+class Manager:
+    """One runner manager: a process (``system_id``) that used the runner's token."""
+
+    system_id: str
+    status: str
+    contacted_at: str | None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Manager:
+        return cls(
+            system_id=str(data.get("system_id") or ""),
+            status=str(data.get("status") or ""),
+            contacted_at=data.get("contacted_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """A runner token's expiry as GitLab's GraphQL API tells it (``CiRunner.tokenExpiresAt``).
+
+    ``known`` is False when GitLab would not say (an older GitLab, or no access): the REST
+    API never returns the expiry after the create or reset answer.
+    """
+
+    known: bool
+    expires_at: str | None = None
+
+
 @dataclass(frozen=True, repr=False)
 class NewToken:
     """A token GitLab just issued: shown once, never readable again."""
@@ -455,17 +484,68 @@ class GitLab:
         data = _object(data)
         return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
 
-    def reset_token_with_token(self, runner_id: int, current: str) -> NewToken:
-        """``POST /runners/reset_authentication_token`` with the current token. Not retried."""
+    def reset_token_with_token(self, runner_id: int, current: str, system_id: str) -> NewToken:
+        """``POST /runners/reset_authentication_token`` with the current token. Not retried.
+
+        GitLab authenticates this call as the runner itself: it records a contact for the
+        manager ``system_id`` (``<legacy>`` when none is sent), so pass the runner's own.
+        """
         data = self._call(
             f"reset token of runner #{runner_id} (with its current token)",
             lambda: self._gl.http_post(
-                "/runners/reset_authentication_token", post_data={"token": current}
+                "/runners/reset_authentication_token",
+                post_data={"token": current, "system_id": system_id},
             ),
             write=True,
         )
         data = _object(data)
         return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
+
+    def runner_managers(self, runner_id: int) -> list[Manager] | None:
+        """``GET /runners/:id/managers`` (Maintainers may read it); None when GitLab has no
+        such route or runner (404)."""
+        try:
+            data: Any = self._call(
+                f"read the managers of runner #{runner_id}",
+                lambda: self._gl.http_get(f"/runners/{runner_id}/managers"),
+                write=False,
+            )
+        except GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(data, list):
+            return None
+        return [Manager.from_api(item) for item in data if isinstance(item, dict)]
+
+    def token_expiry(self, runner_id: int) -> Expiry:
+        """The runner token's expiry (GraphQL ``CiRunner.tokenExpiresAt``; a Maintainer may
+        read it). Unknown, never an error, when GitLab does not answer it."""
+        query = "query($id: CiRunnerID!) { runner(id: $id) { id tokenExpiresAt } }"
+        variables = {"id": f"gid://gitlab/Ci::Runner/{runner_id}"}
+        try:
+            data = self._graphql(f"read the token expiry of runner #{runner_id}", query, variables)
+        except GitLabError as exc:
+            if exc.status in (401, 403) or (exc.status or 0) >= 500:
+                raise
+            return Expiry(known=False)
+        runner = (data.get("data") or {}).get("runner") if not data.get("errors") else None
+        if not isinstance(runner, dict) or "tokenExpiresAt" not in runner:
+            return Expiry(known=False)
+        return Expiry(known=True, expires_at=runner.get("tokenExpiresAt"))
+
+    def _graphql(
+        self, what: str, query: str, variables: dict[str, Any], *, write: bool = False
+    ) -> dict[str, Any]:
+        """One GraphQL request (``/api/graphql``; reads are retried like REST reads)."""
+        url = self.url.rstrip("/") + "/api/graphql"
+        data = self._call(
+            what,
+            lambda: self._gl.http_post(url, post_data={"query": query, "variables": variables}),
+            write=write,
+            idempotent=True,
+        )
+        return _object(data)
 
     def delete_runner(self, runner_id: int) -> bool:
         """``DELETE /runners/:id``; False when it was already gone (idempotent)."""
@@ -571,25 +651,36 @@ class GitLab:
             write=True,
         )
 
+    def is_catalog_resource(self, full_path: str) -> bool | None:
+        """Whether the project is a CI/CD Catalog resource (``Project.isCatalogResource``);
+        None when GitLab does not say."""
+        query = "query($path: ID!) { project(fullPath: $path) { isCatalogResource } }"
+        try:
+            data = self._graphql("read the CI/CD Catalog flag", query, {"path": full_path})
+        except GitLabError:
+            return None
+        project = (data.get("data") or {}).get("project")
+        if data.get("errors") or not isinstance(project, dict):
+            return None
+        flag = project.get("isCatalogResource")
+        return flag if isinstance(flag, bool) else None
+
     def mark_catalog_resource(self, full_path: str) -> bool:
         """Turn on "CI/CD Catalog project" (GraphQL catalogResourcesCreate); False if refused."""
         query = (
             "mutation($path: ID!) { catalogResourcesCreate(input: {projectPath: $path}) "
             "{ errors } }"
         )
-        url = self.url + "/api/graphql"
         try:
-            data = self._call(
+            data = self._graphql(
                 "mark the project as a CI/CD Catalog resource",
-                lambda: self._gl.http_post(
-                    url, post_data={"query": query, "variables": {"path": full_path}}
-                ),
+                query,
+                {"path": full_path},
                 write=True,
-                idempotent=True,
             )
         except GitLabError:
             return False
-        if not isinstance(data, dict) or data.get("errors"):
+        if data.get("errors"):
             return False
         payload = (data.get("data") or {}).get("catalogResourcesCreate") or {}
         return not payload.get("errors")

@@ -5,12 +5,20 @@ The sequence is ordered so that a failure at any step leaves a state the next ru
 1. Everything local is checked first: settings, ``GITLAB_TOKEN``, credential files.
 2. Preflight, reads only: token scopes, group, Owner role; cluster reachable; ImageCache CRD;
    the live objects and the stored runner token.
-3. Runner: the stored token verifies -> reuse; stored token dead -> reset by id; no Secret
+3. Runner: the stored token is GitLab's current one -> reuse; stored token dead -> reset by
+   id; no Secret
    but our runner exists (marker in its maintenance note) -> reset by id, never a second
    runner; else create. A new token is written to the config Secret at once; if that first
    write fails after a create, the new runner is deleted again.
 4. Apply every changed object by server-side apply, wave by wave, each wave in parallel.
-5. Wait for the rollout (kubectl's semantics) and for the runner to come online.
+5. Wait for the rollout (kubectl's semantics) and for the runner to come online: its runner
+   manager (our pods' system id) contacts GitLab after the new token was issued. A run that
+   changed nothing looks once and reports what GitLab says.
+
+The stored token is judged by reading only: its expiry recorded in the Secret against the
+one GitLab reports (GraphQL ``CiRunner.tokenExpiresAt``). ``POST /runners/verify`` is never
+called: GitLab counts it as a contact of the runner, which would make a dead runner look
+online for two hours.
 
 ``dry_run`` runs the same path with writes off: GitLab actions are only described and
 Kubernetes applies are sent with ``dryRun=All``.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bootstrap.config import Settings
@@ -42,6 +51,7 @@ from bootstrap.workflow import (
     Stored,
     access_review,
     connect,
+    contact_baseline,
     find_marked_runner,
     image_cache_supported,
     image_cache_wanted,
@@ -53,8 +63,10 @@ from bootstrap.workflow import (
     requests_made,
     runner_attributes,
     runner_drift,
+    token_state,
     wait_online,
     wait_rollout,
+    with_expiry,
 )
 
 RunnerActionName = Literal["create", "reuse", "reset"]
@@ -69,6 +81,8 @@ class RunnerPlan:
     runner: Runner | None = None
     updates: dict[str, Any] = field(default_factory=dict)
     token: NewToken | None = None
+    #: Our runner manager's last contact when the new token was issued (see wait_online).
+    contact_before: str | None = None
 
     @property
     def runner_id(self) -> int | None:
@@ -126,14 +140,15 @@ class InstallResult:
 def plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
     """Decide create / reuse / reset, with reads only."""
     wanted = runner_attributes(ctx.settings)
-    system_id = n.system_id(ctx.settings)
     if stored.runner_id is not None:
         runner = ctx.gitlab.runner(stored.runner_id)
         if runner is not None:
             drift = runner_drift(runner, wanted)
-            if stored.token and ctx.gitlab.verify_token(stored.token, system_id):
-                return RunnerPlan("reuse", "the stored token is valid", runner, drift)
-            return RunnerPlan("reset", "the stored token no longer verifies", runner, drift)
+            state = token_state(ctx, runner.id, stored, datetime.now(UTC))
+            runner = with_expiry(runner, state.expires_at)
+            if not state.dead:
+                return RunnerPlan("reuse", state.verdict, runner, drift)
+            return RunnerPlan("reset", f"the stored token is dead: {state.dead}", runner, drift)
         ctx.warn(f"runner #{stored.runner_id} recorded in the cluster is gone from GitLab")
     runner = find_marked_runner(ctx)
     if runner is not None:
@@ -157,11 +172,13 @@ def execute_runner(ctx: Context, plan: RunnerPlan) -> NewToken | None:
     if plan.runner is None:
         raise ValueError(f"a {plan.action} plan always names its runner")  # a bug: exit 1
     if plan.updates:
-        plan.runner = gl.update_runner(plan.runner.id, plan.updates)
+        known = plan.runner.token_expires_at  # PUT answers RunnerDetails: no expiry
+        plan.runner = with_expiry(gl.update_runner(plan.runner.id, plan.updates), known)
         ctx.reporter.info(f"Updated runner #{plan.runner.id}: {', '.join(sorted(plan.updates))}")
     if plan.action == "reset":
         plan.token = gl.reset_token(plan.runner.id)
         ctx.reporter.info(f"Reset the token of runner #{plan.runner.id} ({plan.reason})")
+        plan.contact_before = contact_baseline(ctx, plan.runner.id, n.system_id(ctx.settings))
         return plan.token
     return None
 
@@ -270,7 +287,7 @@ def install(
         if planned.writes_nothing:
             # Nothing to change: no lock either, so a no-op run writes nothing at all.
             result = planned.result
-            _wait(ctx, result, deadline, wait=wait)
+            _wait(ctx, result, deadline, wait=wait, changed=False)
         else:
             with locked(kube, ns, deadline=deadline, on_wait=tell_waiting(report)):
                 # Another run may have acted between our reads and the lock: if the runner's
@@ -408,13 +425,23 @@ def _execute(ctx: Context, planned: _Planned) -> InstallResult:
     return result
 
 
-def _wait(ctx: Context, result: InstallResult, deadline: float, *, wait: bool) -> None:
+def _wait(
+    ctx: Context, result: InstallResult, deadline: float, *, wait: bool, changed: bool = True
+) -> None:
+    """Wait for the rollout and the runner; a run that changed nothing looks only once."""
     if not wait:
         return
     result.rollout = wait_rollout(ctx, deadline)
     runner_id = result.runner.runner_id
     if runner_id is not None:
-        result.online = wait_online(ctx, runner_id, deadline)
+        result.online = wait_online(
+            ctx,
+            runner_id,
+            deadline,
+            system_id=n.system_id(ctx.settings),
+            after=result.runner.contact_before,
+            once=not changed,
+        )
 
 
 def _change(obj: KubeObject, live: dict[str, Any] | None, runner_plan: RunnerPlan) -> Change:

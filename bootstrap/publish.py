@@ -1,11 +1,15 @@
 """``bootstrap templates publish``: the CI templates, versioned, in a project of the group.
 
 1. Render the templates project with the organisation's defaults.
-2. Find the project (``<group>/<templates.project>``) or create it (internal by default).
+2. Find the project (``<group>/<templates.project>``) or create it (internal by default;
+   private where the instance restricts internal, as GitLab.com does for new projects).
 3. Compare the rendered files with the repository by git blob hash — no file is
    downloaded — and make one commit with create/update/delete actions, or none when nothing
    changed. Deletions are limited to the directories the tool owns.
-4. Tag ``vX.Y.Z`` at that commit. The project's own pipeline creates the release with the
+4. Make the project a CI/CD Catalog resource when it is not one yet (an Owner's right; a
+   refusal is a warning, and every later run tries again), *before* the tag: the release
+   job that the tag starts publishes to the Catalog only if the project is one already.
+5. Tag ``vX.Y.Z`` at that commit. The project's own pipeline creates the release with the
    ``release:`` keyword (the CI/CD Catalog lists only releases made that way). Publishing
    the same content again makes no commit and no tag; changed content under a version that
    is already tagged is refused before anything is written.
@@ -22,7 +26,7 @@ from typing import Any
 
 from bootstrap.config import Settings
 from bootstrap.errors import GitLabError, InvalidInput
-from bootstrap.gitlab import GitLab
+from bootstrap.gitlab import GitLab, Project
 from bootstrap.render import render_ci_templates
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.workflow import open_gitlab
@@ -150,15 +154,7 @@ def publish(
             return result
         # Internal, unless the group is private: a project may not be more visible than it.
         visibility = min(VISIBILITY, group.visibility, key=_VISIBILITY_ORDER.index)
-        project = gl.create_project(
-            group.id,
-            {
-                "name": templates.project,
-                "path": templates.project,
-                "description": _description(settings),
-                "visibility": visibility,
-            },
-        )
+        project, visibility = _create_project(settings, gl, group.id, visibility, result, report)
         report.info(f"Created project {path} ({visibility})")
     branch = project.default_branch or "main"
     head = gl.branch_head(project.id, branch)
@@ -178,22 +174,65 @@ def publish(
         head = gl.commit(project.id, branch, _message(result, tag), _actions(rendered, result))
         result.commit = head
         report.info(f"Committed {_count(result)} to {path}@{branch} ({head[:8]})")
+    # After the first commit (older GitLab versions want a README first), before the tag.
+    result.catalog = _ensure_catalog(gl, path, result, report)
     if target is None:
         if head is None:  # an empty project always gets a commit first
             raise GitLabError(f"{path} has no commit to tag", hint="rerun the publish")
         gl.create_tag(project.id, tag, head, f"CI templates {templates.version}")
         result.tag_created = True
         report.info(f"Tagged {tag}: the project's pipeline creates the release")
-    if result.project_created:
-        # After the first commit: older GitLab versions want a README before they list it.
-        result.catalog = gl.mark_catalog_resource(path)
-        if not result.catalog:
-            result.warnings.append(
-                "could not mark the project as a CI/CD Catalog resource: an Owner can turn it "
-                "on in Settings > General > Visibility, project features, permissions"
-            )
-            report.warn(result.warnings[-1])
     return result
+
+
+def _create_project(
+    settings: Settings,
+    gl: GitLab,
+    group_id: int,
+    visibility: str,
+    result: PublishResult,
+    report: Reporter,
+) -> tuple[Project, str]:
+    """Create the templates project; private when the instance refuses the visibility."""
+    attributes = {
+        "name": settings.templates.project,
+        "path": settings.templates.project,
+        "description": _description(settings),
+        "visibility": visibility,
+    }
+    try:
+        return gl.create_project(group_id, attributes), visibility
+    except GitLabError as exc:
+        # GitLab.com (and any instance whose admin restricts it) refuses internal for new
+        # projects: 400 {"message": {"visibility_level": ["internal has been restricted ..."]}}.
+        if exc.status != 400 or "visibility_level" not in str(exc) or visibility == "private":
+            raise
+    result.warnings.append(
+        f"GitLab does not allow {visibility} projects here: created the templates project "
+        "private (give the groups that include the templates access to it, or ask an admin "
+        "to allow internal)"
+    )
+    report.warn(result.warnings[-1])
+    return gl.create_project(group_id, {**attributes, "visibility": "private"}), "private"
+
+
+def _ensure_catalog(gl: GitLab, path: str, result: PublishResult, report: Reporter) -> bool | None:
+    """Mark the project a CI/CD Catalog resource unless it is one; None when unknown."""
+    flag = gl.is_catalog_resource(path)
+    if flag:
+        return True
+    if flag is None and not result.project_created:
+        return None  # GitLab does not say (older version): leave an existing project alone
+    if gl.mark_catalog_resource(path):
+        report.info(f"Marked {path} as a CI/CD Catalog resource")
+        return True
+    result.warnings.append(
+        "could not mark the project as a CI/CD Catalog resource (it takes the Owner role): an "
+        "Owner can turn it on in Settings > General > Visibility, project features, "
+        "permissions; the next publish tries again"
+    )
+    report.warn(result.warnings[-1])
+    return False
 
 
 def _description(settings: Settings) -> str:

@@ -5,16 +5,24 @@ the new token into a copy of config.toml that the next pod start replaces from t
 This workflow owns rotation instead:
 
 1. Read the config Secret (token, runner id) and the Deployment (the runner's system id).
-2. Decide: the stored token no longer verifies -> repair (reset by id); ``--force`` or no
-   window -> rotate; ``--if-expiring-within D`` -> rotate only when the token expires
-   within D. Otherwise nothing is written.
-3. Reset: by id (``manage_runner``), else with the current token, and say so. A reset that
-   failed on the wire may have happened: the stored token is verified before anything is
-   repeated.
+2. Decide: the stored token is known dead (expired, or GitLab's expiry is not the one
+   recorded with it: reset elsewhere) -> repair; ``--force`` or no window -> rotate;
+   ``--if-expiring-within D`` -> rotate only when the token expires within D. Otherwise
+   nothing is written. The token is judged by reading only (GraphQL
+   ``CiRunner.tokenExpiresAt``, else the expiry recorded in the Secret): ``POST
+   /runners/verify`` would count as a contact of the runner.
+3. Reset: by id (``manage_runner`` and the Owner role), else - no such scope, or GitLab
+   refuses the reset by id (403: a Maintainer, a bot without Owner) - with the current
+   token, sending our system id (GitLab records a contact for the manager it names), and
+   say so. A reset that failed on the wire may have happened: the stored token is verified
+   (``POST /runners/verify`` with our system id, the one call that uses it) before
+   anything is repeated.
 4. Write the new config.toml into the Secret (the same bytes ``install`` would render) and
    the new checksum into the pod template, so the Deployment rolls: the new pod starts
    before the old one drains its jobs (maxUnavailable 0, SIGQUIT).
-5. Wait for the rollout and for the runner to come online.
+5. Wait for the rollout and for the runner to come online: our runner manager contacts
+   GitLab after the new token was issued (a contact our own calls made before does not
+   count).
 
 A crash between 3 and 4 leaves a dead token in the Secret: the next ``rotate`` or
 ``install`` finds that it no longer verifies and resets by id again.
@@ -45,9 +53,11 @@ from bootstrap.workflow import (
     Context,
     Stored,
     connect,
+    contact_baseline,
     read_stored,
     requests_made,
     secret_text,
+    token_state,
     wait_online,
     wait_rollout,
 )
@@ -97,7 +107,7 @@ def decide(
 ) -> tuple[Decision, str]:
     """Whether to rotate, and why (pure)."""
     if not token_valid:
-        return "repair", "the stored token no longer verifies"
+        return "repair", "the stored token is dead"
     if force:
         return "rotate", "--force"
     if within is None:
@@ -129,18 +139,33 @@ def _system_id(deploy: dict[str, Any] | None, settings: Settings) -> str:
     return n.system_id(settings)
 
 
-def _reset(ctx: Context, runner_id: int, stored: Stored, system_id: str, by_id: bool) -> NewToken:
-    """Reset once; when the outcome is unknown, verify before trying again."""
+def _reset(
+    ctx: Context, runner_id: int, stored: Stored, system_id: str, by_id: bool, result: RotateResult
+) -> NewToken:
+    """Reset once; when the outcome is unknown, verify before trying again.
+
+    A reset by id that GitLab refuses (403: it needs the Owner role, not only the scope)
+    falls back to the reset with the current token, when there is one.
+    """
     gl = ctx.gitlab
 
     def once() -> NewToken:
         if by_id:
             return gl.reset_token(runner_id)
-        return gl.reset_token_with_token(runner_id, stored.token)
+        return gl.reset_token_with_token(runner_id, stored.token, system_id)
 
     try:
         return once()
     except GitLabError as exc:
+        if by_id and exc.status == 403 and stored.token:
+            ctx.warn(
+                f"GitLab refused the reset of runner #{runner_id} by id (it needs the Owner "
+                "role): resetting with the runner's current token "
+                "(POST /runners/reset_authentication_token)"
+            )
+            result.method = "with the current token"
+            by_id = False
+            return once()
         if exc.status is not None and exc.status < 500:
             raise  # GitLab refused it: nothing happened
         # Unreachable, timed out or 5xx: the reset may have happened. Verify first.
@@ -207,15 +232,19 @@ def rotate(
             f"runner #{stored.runner_id} recorded in namespace {ns} is gone from GitLab",
             hint="run `bootstrap install` to create a new one",
         )
-    valid = bool(stored.token) and ctx.gitlab.verify_token(stored.token, system_id)
-    old_expiry = runner.token_expires_at or stored.expires_at
+    moment = now or datetime.now(UTC)
+    state = token_state(ctx, runner.id, stored, moment)
+    valid = not state.dead
+    old_expiry = state.expires_at
     decision, reason = decide(
         token_valid=valid,
         expires_at=parse_time(old_expiry),
-        now=now or datetime.now(UTC),
+        now=moment,
         within=within,
         force=force,
     )
+    if state.dead:
+        reason = f"the stored token is dead: {state.dead}"
     result = RotateResult(
         runner_id=runner.id,
         decision=decision,
@@ -254,11 +283,12 @@ def rotate(
         if _version(fresh) != _version(secret) and fresh is not None:
             # Another install or rotate changed the token while we waited: decide again.
             secret, stored = fresh, read_stored(fresh)
-            valid = bool(stored.token) and ctx.gitlab.verify_token(stored.token, system_id)
+            state = token_state(ctx, runner.id, stored, moment)
+            valid = not state.dead
             result.decision, result.reason = decide(
                 token_valid=valid,
-                expires_at=parse_time(stored.expires_at),
-                now=now or datetime.now(UTC),
+                expires_at=parse_time(state.expires_at),
+                now=moment,
                 within=within,
                 force=False,
             )
@@ -266,14 +296,16 @@ def rotate(
                 result.reason += " (another run rotated it meanwhile)"
                 result.requests = requests_made(ctx)
                 return result
-        new = _reset(ctx, runner.id, stored, system_id, by_id)
+        new = _reset(ctx, runner.id, stored, system_id, by_id, result)
         result.new_expires_at = new.expires_at
         report.info(f"Reset the token of runner #{runner.id} ({result.method})")
+        # Before the Secret holds the new token: any later contact is a pod using it.
+        baseline = contact_baseline(ctx, runner.id, system_id)
         _store(ctx, secret, new)
         report.info(f"Stored the new token in Secret {n.CONFIG_SECRET}; the runner pod rolls")
     if wait:
         result.rollout = wait_rollout(ctx, deadline)
-        result.online = wait_online(ctx, runner.id, deadline)
+        result.online = wait_online(ctx, runner.id, deadline, system_id=system_id, after=baseline)
     result.requests = requests_made(ctx)
     return result
 

@@ -4,7 +4,12 @@
    maintenance note), is it online, has its token expired or been reset elsewhere, and do its
    attributes match the settings? ``POST /runners/verify`` is never called: GitLab records a
    contact for it, and a status check must not change what it reports. The token's health is
-   judged by ``token_expires_at`` (``GET /runners/:id``) instead.
+   judged by its expiry: GraphQL ``CiRunner.tokenExpiresAt`` (``GET /runners/:id`` never has
+   it) against the expiry recorded in the Secret; within ``rotation.rotate_before`` of it,
+   status warns. "Online" is the runner manager with our pods' system id being online (the
+   runner's own status counts any use of its token). GitLab shows maintenance notes only to
+   the group's Owners: for a Maintainer the note is not compared, and the runner is found by
+   its description and system id instead of its marker.
 2. Kubernetes: is the Deployment rolled out and ready, which images do its pods run, and does
    the pod template's config checksum match the config.toml the Secret holds now (a Secret
    edited by hand, with no rollout, shows here)?
@@ -34,15 +39,20 @@ from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN
 from bootstrap.render.objects import config_checksum
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.validators import parse_duration
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
+    Contact,
     Context,
     Stored,
+    TokenState,
     connect,
     find_marked_runner,
     image_cache_supported,
     image_cache_wanted,
     managed_selector,
+    note_blind_drift,
+    our_contact,
     read_live,
     read_namespace,
     read_stored,
@@ -51,6 +61,8 @@ from bootstrap.workflow import (
     runner_attributes,
     runner_drift,
     secret_text,
+    token_state,
+    with_expiry,
 )
 
 Area = Literal["gitlab", "kubernetes"]
@@ -84,24 +96,34 @@ class RunnerState:
 
     id: int
     description: str
+    #: Of our runner manager (the pods' system id), else the runner's own (see Contact).
     status: str
     contacted_at: str | None
     token_expires_at: str | None
     tags: tuple[str, ...]
     paused: bool
     found_by: Literal["secret", "marker"]
+    system_id: str = ""
+    #: What GitLab lists as the runner's status (any use of its token counts there).
+    gitlab_status: str = ""
+    gitlab_contacted_at: str | None = None
 
     @classmethod
-    def of(cls, runner: Runner, found_by: Literal["secret", "marker"]) -> RunnerState:
+    def of(
+        cls, runner: Runner, found_by: Literal["secret", "marker"], contact: Contact
+    ) -> RunnerState:
         return cls(
             id=runner.id,
             description=runner.description,
-            status=runner.status,
-            contacted_at=runner.contacted_at,
+            status=contact.status,
+            contacted_at=contact.contacted_at,
             token_expires_at=runner.token_expires_at,
             tags=runner.tag_list,
             paused=runner.paused,
             found_by=found_by,
+            system_id=contact.system_id,
+            gitlab_status=runner.status,
+            gitlab_contacted_at=runner.contacted_at,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +136,9 @@ class RunnerState:
             "tags": list(self.tags),
             "paused": self.paused,
             "found_by": self.found_by,
+            "system_id": self.system_id,
+            "gitlab_status": self.gitlab_status,
+            "gitlab_contacted_at": self.gitlab_contacted_at,
         }
 
 
@@ -272,7 +297,20 @@ def status(
     secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
     stored = read_stored(secret)
     runner, found_by, gitlab_problems = _runner(ctx, stored, secret is not None)
-    wanted = runner_attributes(settings)
+    moment = now or datetime.now(UTC)
+    judged: TokenState | None = None
+    contact: Contact | None = None
+    if runner is not None:
+        judged = token_state(ctx, runner.id, stored, moment)
+        runner = with_expiry(runner, judged.expires_at)
+        contact = our_contact(ctx, runner, n.system_id(settings))
+        _warn_expiring(ctx, runner, judged, moment)
+    wanted = note_blind_drift(ctx, runner_attributes(settings))
+    if not ctx.sees_notes and runner is not None:
+        ctx.warn(
+            f"the maintenance note of runner #{runner.id} is not compared: GitLab shows it "
+            f"only to Owners of {settings.gitlab.group} (this token's user is a {ctx.role})"
+        )
     attr_drift = sorted(runner_drift(runner, wanted)) if runner else []
 
     # Render what install would apply when it reuses the stored token (install's own path).
@@ -295,7 +333,7 @@ def status(
     result = StatusResult(
         group=settings.gitlab.group,
         namespace=ns,
-        runner=RunnerState.of(runner, found_by) if runner else None,
+        runner=RunnerState.of(runner, found_by, contact) if runner and contact else None,
         runner_drift=attr_drift,
         deployment=deployment,
         drift=drift,
@@ -315,7 +353,7 @@ def status(
     else:
         result.problems = [
             *gitlab_problems,
-            *_runner_problems(runner, stored, attr_drift, ns, now or datetime.now(UTC)),
+            *_runner_problems(runner, judged, contact, attr_drift, ns, stored),
             *_kube_problems(deployment, drift, ns),
         ]
     result.requests = requests_made(ctx)
@@ -356,41 +394,53 @@ def _runner(
     return None, "marker", problems
 
 
+def _warn_expiring(ctx: Context, runner: Runner, token: TokenState, now: datetime) -> None:
+    """A warning when the token expires within ``rotation.rotate_before`` (not yet a problem)."""
+    expires = parse_time(token.expires_at)
+    window = parse_duration(ctx.settings.rotation.rotate_before)
+    if token.dead or expires is None or expires - now > window:
+        return
+    left = expires - now
+    days, rest = divmod(int(left.total_seconds()), 86400)
+    ctx.warn(
+        f"the token of runner #{runner.id} expires at {token.expires_at} (in {days}d"
+        f"{rest // 3600}h), within rotation.rotate_before ({ctx.settings.rotation.rotate_before})"
+        ": the scheduled rotation renews it, or run `bootstrap rotate`"
+    )
+
+
 def _runner_problems(
-    runner: Runner | None, stored: Stored, attr_drift: list[str], ns: str, now: datetime
+    runner: Runner | None,
+    token: TokenState | None,
+    contact: Contact | None,
+    attr_drift: list[str],
+    ns: str,
+    stored: Stored,
 ) -> list[Problem]:
-    """Expired or replaced token, not online, attributes changed in GitLab."""
-    if runner is None:
+    """Dead (expired or replaced) token, not online, attributes changed in GitLab."""
+    if runner is None or token is None or contact is None:
         return []
     problems = []
     rid = f"runner #{runner.id}"
-    expires = parse_time(runner.token_expires_at)
-    recorded = parse_time(stored.expires_at)
-    if expires is not None and expires <= now:
+    if token.dead:
+        where = f"the token in Secret {n.CONFIG_SECRET}" if stored.token else rid
         problems.append(
             Problem(
                 "gitlab",
-                f"the token of {rid} expired at {runner.token_expires_at}",
+                f"{where} is dead: {token.dead}",
                 "run `bootstrap install`: it resets the token and stores the new one",
             )
         )
-    elif expires is not None and recorded is not None and expires != recorded:
-        # GitLab issued another token since ours was stored: the stored one is dead.
+    if contact.status != "online":
+        last = contact.contacted_at or "never"
+        whose = f"system id {contact.system_id}" if contact.by_manager else "the runner"
+        also = ""
+        if contact.by_manager and runner.status == "online":
+            also = f"; GitLab lists the runner online from another contact at {runner.contacted_at}"
         problems.append(
             Problem(
                 "gitlab",
-                f"the token in Secret {n.CONFIG_SECRET} is not the current token of {rid} "
-                f"(it was reset elsewhere: GitLab says it expires {runner.token_expires_at}, "
-                f"the Secret {stored.expires_at})",
-                "run `bootstrap install`: it resets the token and stores the new one",
-            )
-        )
-    if runner.status != "online":
-        contact = runner.contacted_at or "never"
-        problems.append(
-            Problem(
-                "gitlab",
-                f"{rid} is {runner.status or 'unknown'} (last contact: {contact})",
+                f"{rid} is {contact.status or 'unknown'} (last contact of {whose}: {last}{also})",
                 f"kubectl -n {ns} logs deployment/{n.DEPLOYMENT}",
             )
         )

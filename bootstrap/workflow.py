@@ -9,10 +9,12 @@ applies, stamped the same way. Each workflow module keeps only its own sequence.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from bootstrap.config import Settings
@@ -24,8 +26,10 @@ from bootstrap.gitlab import (
     SCOPE_MANAGE,
     GitLab,
     Group,
+    Manager,
     Runner,
     TokenInfo,
+    parse_time,
     redact_token,
 )
 from bootstrap.kube import IMAGE_CACHE_GROUP_VERSION, Kube
@@ -67,10 +71,21 @@ class Context:
     reporter: Reporter
     token_info: TokenInfo | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The token user's role in the group ("Owner", "Maintainer", "administrator"; "" when
+    #: the workflow checked no role).
+    role: str = ""
 
     def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.reporter.warn(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
+            self.reporter.warn(message)
+
+    @property
+    def sees_notes(self) -> bool:
+        """Whether GitLab shows runners' maintenance notes to this user: only to who may
+        update the runner (``RunnerDetails``: ``can?(:update_runner)``), i.e. the group's
+        Owners and admins. Unknown roles count as Owners (their notes read as empty)."""
+        return self.role in ("", "Owner", "administrator")
 
 
 # --- connecting -----------------------------------------------------------------------------
@@ -169,8 +184,9 @@ def connect(
         who = pool.submit(gl.current_user)
         where = pool.submit(gl.group, settings.gitlab.group)
         info, user, group = scopes.result(), who.result(), where.result()
+    role = ""
     if need_role is not None:
-        check_role(gl, group, user, need_role=need_role, purpose=purpose)
+        role = check_role(gl, group, user, need_role=need_role, purpose=purpose)
     return Context(
         settings=settings,
         gitlab=gl,
@@ -178,6 +194,7 @@ def connect(
         group_id=group.id,
         reporter=reporter,
         token_info=info,
+        role=role,
     )
 
 
@@ -259,13 +276,123 @@ def runner_drift(runner: Runner, wanted: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_marked_runner(ctx: Context) -> Runner | None:
-    """Our runner among the group's, by the marker in its maintenance note."""
+    """Our runner among the group's, by the marker in its maintenance note.
+
+    GitLab lists the runners of the group's ancestors too; one the user may not read there
+    (403 "No access granted") is skipped. A user who may not see maintenance notes (not an
+    Owner) finds it by description and by the runner manager with our system id instead.
+    """
     marker = n.runner_marker(ctx.settings)
+    readable = []
     for listed in ctx.gitlab.group_runners(ctx.group_id):
-        runner = ctx.gitlab.runner(listed.id)
+        try:
+            runner = ctx.gitlab.runner(listed.id)
+        except GitLabError as exc:
+            if exc.status != 403:
+                raise
+            continue
         if runner and marker in runner.maintenance_note:
             return runner
-    return None
+        if runner:
+            readable.append(runner)
+    if ctx.sees_notes:
+        return None
+    described = [r for r in readable if r.description == n.runner_description(ctx.settings)]
+    system_id = n.system_id(ctx.settings)
+    for runner in described or readable:
+        managers = ctx.gitlab.runner_managers(runner.id) or []
+        if any(m.system_id == system_id for m in managers):
+            return runner
+    return described[0] if len(described) == 1 else None
+
+
+def note_blind_drift(ctx: Context, wanted: dict[str, Any]) -> dict[str, Any]:
+    """``wanted`` without the maintenance note when GitLab hides notes from this user."""
+    if ctx.sees_notes:
+        return wanted
+    return {k: v for k, v in wanted.items() if k != "maintenance_note"}
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """What reading GitLab tells about the stored runner token, without using it.
+
+    ``POST /runners/verify`` would tell more, but GitLab counts it as a contact of the
+    runner (and creates a runner manager): a dead runner would look online for two hours.
+    So the token is judged by its expiry: the one recorded in the Secret when the token was
+    issued, and the one GitLab reports now (GraphQL). When both are known and differ, the
+    token was reset elsewhere and the stored one is dead.
+    """
+
+    expires_at: str | None
+    dead: str = ""  # why the stored token is known to be dead ("" when not known dead)
+    #: Whether GitLab's expiry confirmed the stored token as the current one.
+    confirmed: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """Why the stored token is kept, in words (when it is not dead)."""
+        if self.confirmed:
+            return "the stored token is the runner's current one (its expiry matches GitLab's)"
+        return (
+            "no sign that the stored token is dead (tokens without an expiry cannot be "
+            "checked without using them)"
+        )
+
+
+_SECOND = timedelta(seconds=1)
+
+
+def token_state(ctx: Context, runner_id: int, stored: Stored, now: datetime) -> TokenState:
+    """Judge the stored token by reading only (see :class:`TokenState`)."""
+    recorded = parse_time(stored.expires_at)
+    expiry = ctx.gitlab.token_expiry(runner_id)
+    current = parse_time(expiry.expires_at) if expiry.known else recorded
+    # GraphQL renders times in whole seconds (Types::TimeType: iso8601), REST in ms.
+    same = current is not None and recorded is not None and abs(current - recorded) < _SECOND
+    shown = stored.expires_at if same or not expiry.known else expiry.expires_at
+    if not stored.token:
+        return TokenState(shown, "there is no token in the Secret")
+    if expiry.known and recorded is not None and not same:
+        return TokenState(
+            shown,
+            f"the token was reset elsewhere (GitLab says it expires {expiry.expires_at or 'never'}"
+            f", the Secret {stored.expires_at})",
+        )
+    if current is not None and current <= now:
+        return TokenState(shown, f"the token expired at {shown}")
+    return TokenState(shown, confirmed=same)
+
+
+def with_expiry(runner: Runner, expires_at: str | None) -> Runner:
+    """The runner with the token expiry we know (GET /runners/:id never has it)."""
+    return dataclasses.replace(runner, token_expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The last contact of our runner process with GitLab."""
+
+    status: str
+    contacted_at: str | None
+    system_id: str
+    by_manager: bool  # False: GitLab lists no managers, the runner's own contact is used
+
+
+def our_contact(ctx: Context, runner: Runner, system_id: str) -> Contact:
+    """The status and last contact of the runner manager with our system id.
+
+    Every pod of the Deployment runs with that system id, so its manager's contact is our
+    pods' contact, whatever else used the token (a verify, another process). An older GitLab
+    without ``GET /runners/:id/managers`` falls back to the runner's own contact.
+    """
+    managers: list[Manager] | None = ctx.gitlab.runner_managers(runner.id)
+    if managers is None:
+        return Contact(runner.status, runner.contacted_at, system_id, by_manager=False)
+    ours = next((m for m in managers if m.system_id == system_id), None)
+    if ours is None:
+        return Contact("never_contacted", None, system_id, by_manager=True)
+    return Contact(ours.status, ours.contacted_at, system_id, by_manager=True)
 
 
 # --- the objects in the cluster -------------------------------------------------------------
@@ -388,15 +515,54 @@ def wait_rollout(ctx: Context, deadline: float) -> str:
     return verdict.message
 
 
-def wait_online(ctx: Context, runner_id: int, deadline: float) -> bool:
-    """Wait until GitLab reports the runner online; WaitTimeout past ``deadline``."""
+def contact_baseline(ctx: Context, runner_id: int, system_id: str) -> str | None:
+    """Our manager's last contact now: after a new token is issued and before it is stored,
+    so a contact newer than this one is a pod using the new token (the old token is dead at
+    once, and the tool's own calls with a token came before it)."""
+    runner = ctx.gitlab.runner(runner_id)
+    return our_contact(ctx, runner, system_id).contacted_at if runner else None
+
+
+def wait_online(
+    ctx: Context,
+    runner_id: int,
+    deadline: float,
+    *,
+    system_id: str,
+    after: str | None = None,
+    once: bool = False,
+) -> bool:
+    """Wait until our runner process contacts GitLab; WaitTimeout past ``deadline``.
+
+    Online means: the runner manager with our ``system_id`` is online and contacted GitLab
+    after ``after`` (the baseline read by :func:`contact_baseline`; None: any contact). The
+    runner's own ``status`` is not used: the tool's own calls with the token count there.
+
+    Args:
+        once: look once and return False instead of waiting (nothing was changed).
+    """
     delay = 1.0
+    since = parse_time(after)
     while True:
         runner = ctx.gitlab.runner(runner_id)
-        status = runner.status if runner else "missing"
-        if status == "online":
+        contact = our_contact(ctx, runner, system_id) if runner else None
+        status = contact.status if contact else "missing"
+        fresh = contact is not None and (
+            since is None or (parse_time(contact.contacted_at) or since) > since
+        )
+        if status == "online" and fresh:
             ctx.reporter.info(f"Runner #{runner_id} is online")
             return True
+        if status == "online":
+            status = f"no contact since {after}"
+        if once:
+            last = contact.contacted_at if contact else None
+            ctx.warn(
+                f"runner #{runner_id} is {status} (last contact of system id {system_id}: "
+                f"{last or 'never'}): check kubectl -n {ctx.settings.kubernetes.namespace} "
+                f"logs deployment/{n.DEPLOYMENT}"
+            )
+            return False
         ctx.reporter.progress(f"Waiting for runner #{runner_id} to come online (status: {status})")
         if time.monotonic() >= deadline:
             raise WaitTimeout(

@@ -10,7 +10,15 @@ import pytest
 import requests
 
 from tests.fakes.fixtures import GROUP, OWNER_TOKEN, READER_TOKEN
-from tests.fakes.gitlab import DEVELOPER, OWNER, READ_API, Call, FakeGitLab, not_found
+from tests.fakes.gitlab import (
+    DEVELOPER,
+    MAINTAINER,
+    OWNER,
+    READ_API,
+    Call,
+    FakeGitLab,
+    not_found,
+)
 from tests.fakes.server import Response
 
 
@@ -287,9 +295,10 @@ def test_get_update_delete_runner(fake_gitlab: FakeGitLab) -> None:
         "maximum_timeout",
         "maintenance_note",
         "groups",
-        "token_expires_at",
     }
     assert expected <= set(runner.asdict())
+    # RunnerDetails never has the expiry: only create, verify and the resets answer it.
+    assert "token_expires_at" not in runner.asdict()
     assert (runner.status, runner.online, runner.is_shared) == ("never_contacted", False, False)
     assert runner.groups[0]["id"] == fake_gitlab.find_group(GROUP).id  # type: ignore[union-attr]
     assert "token" not in runner.asdict()
@@ -342,7 +351,8 @@ def test_verify_records_contact_and_rejects_bad_tokens(fake_gitlab: FakeGitLab) 
     )
     assert response == {"id": runner_id, "token": token, "token_expires_at": None}
     assert fake_gitlab.runner_status(runner_id) == "online"
-    assert fake_gitlab.runner(runner_id).system_ids == ["s_abc"]
+    # authenticate_runner! ensures a manager for system_id, "<legacy>" when none is sent.
+    assert fake_gitlab.runner(runner_id).system_ids == ["<legacy>", "s_abc"]
     assert client(fake_gitlab).runners.get(runner_id).online is True
     with pytest.raises(gitlab.GitlabVerifyError) as caught:
         anonymous.runners.verify("glrt-not-a-token")
@@ -358,7 +368,9 @@ def test_reset_token_by_id_kills_old_token(fake_gitlab: FakeGitLab) -> None:
     assert isinstance(reset, dict)
     assert reset["token"].startswith("glrt-")
     assert reset["token"] != old
-    assert set(reset) == {"token", "token_expires_at"}
+    # ResetTokenResult has token_expires_at only when the token expires.
+    assert set(reset) == {"token"}
+    assert fake_gitlab.runner(runner_id).system_ids == []  # a reset by id is no contact
     with pytest.raises(gitlab.GitlabVerifyError):
         gl.runners.verify(old)
     gl.runners.verify(reset["token"])
@@ -366,10 +378,14 @@ def test_reset_token_by_id_kills_old_token(fake_gitlab: FakeGitLab) -> None:
 
 
 def test_reset_token_by_current_token(fake_gitlab: FakeGitLab) -> None:
-    old = str(create_runner(client(fake_gitlab), fake_gitlab)["token"])
+    created = create_runner(client(fake_gitlab), fake_gitlab)
+    old, runner_id = str(created["token"]), int(str(created["id"]))
     anonymous = client(fake_gitlab, None)
     reset = anonymous.http_post("/runners/reset_authentication_token", post_data={"token": old})
     assert isinstance(reset, dict)
+    # Authenticated as the runner: a contact, and a "<legacy>" manager without system_id.
+    assert fake_gitlab.runner(runner_id).system_ids == ["<legacy>"]
+    assert fake_gitlab.runner_status(runner_id) == "online"
     with pytest.raises(gitlab.GitlabVerifyError):
         anonymous.runners.verify(old)
     with pytest.raises(gitlab.GitlabHttpError) as caught:
@@ -390,11 +406,131 @@ def test_delete_runner_by_token(fake_gitlab: FakeGitLab) -> None:
 
 
 def test_auto_online_reports_new_runners_online() -> None:
-    with FakeGitLab(auto_online=True) as fake:
+    with FakeGitLab(auto_online=True, auto_online_system_id="s_pod") as fake:
         fake.add_user("owner", OWNER_TOKEN, ["api"])
         fake.add_group(GROUP, {"owner": OWNER})
         created = create_runner(client(fake), fake)
-        assert fake.runner_status(int(str(created["id"]))) == "online"
+        runner_id = int(str(created["id"]))
+        assert client(fake).runners.get(runner_id).status == "online"
+        assert fake.runner(runner_id).system_ids == ["s_pod"]
+
+
+def test_runner_processes_contact_with_the_current_token_only(fake_gitlab: FakeGitLab) -> None:
+    gl = client(fake_gitlab)
+    created = create_runner(gl, fake_gitlab)
+    runner_id, token = int(str(created["id"])), str(created["token"])
+    running = [(token, "s_pod")]
+    fake_gitlab.runner_processes = lambda: list(running)
+    assert gl.runners.get(runner_id).status == "online"
+    managers = gl.http_get(f"/runners/{runner_id}/managers")
+    assert isinstance(managers, list)
+    assert [(m["system_id"], m["status"]) for m in managers] == [("s_pod", "online")]
+    gl.http_post(f"/runners/{runner_id}/reset_authentication_token")
+    contacted = fake_gitlab.runner(runner_id).managers["s_pod"].contacted_at
+    time.sleep(0.01)
+    gl.runners.get(runner_id)  # the process still holds the old, dead token: no contact
+    assert fake_gitlab.runner(runner_id).managers["s_pod"].contacted_at == contacted
+
+
+def test_runner_managers_list_each_system_id(fake_gitlab: FakeGitLab) -> None:
+    created = create_runner(client(fake_gitlab), fake_gitlab)
+    runner_id, token = int(str(created["id"])), str(created["token"])
+    anonymous = client(fake_gitlab, None)
+    anonymous.http_post("/runners/verify", post_data={"token": token, "system_id": "s_a"})
+    anonymous.http_post("/runners/verify", post_data={"token": token, "system_id": "s_a"})
+    anonymous.http_post("/runners/verify", post_data={"token": token})
+    managers = client(fake_gitlab).http_get(f"/runners/{runner_id}/managers")
+    assert isinstance(managers, list)
+    assert [m["system_id"] for m in managers] == ["s_a", "<legacy>"]
+    assert set(managers[0]) >= {
+        "id",
+        "system_id",
+        "version",
+        "created_at",
+        "contacted_at",
+        "ip_address",
+        "status",
+    }
+    # A Developer may not read them (authenticate_show_runner!: read_runner).
+    with pytest.raises(gitlab.GitlabHttpError) as caught:
+        client(fake_gitlab, READER_TOKEN).http_get(f"/runners/{runner_id}/managers")
+    assert caught.value.response_code == 403
+
+
+def test_maintenance_note_only_for_who_may_update_the_runner(fake_gitlab: FakeGitLab) -> None:
+    runner_id = int(
+        str(create_runner(client(fake_gitlab), fake_gitlab, maintenance_note="m")["id"])
+    )
+    fake_gitlab.add_user("maint", "glpat-maintainer-0000000000", ["read_api"])
+    fake_gitlab.add_member(GROUP, "maint", MAINTAINER)
+    maintainer = client(fake_gitlab, "glpat-maintainer-0000000000")
+    details = maintainer.runners.get(runner_id).asdict()
+    # Grape exposes the key, with null, when can?(:update_runner) is false.
+    assert details["maintenance_note"] is None
+    assert client(fake_gitlab).runners.get(runner_id).maintenance_note == "m"
+    listed = maintainer.http_list(f"/groups/{GROUP}/runners", query_data={"type": "group_type"})
+    assert "maintenance_note" not in listed[0]
+    # Resetting by id is update_runner too: the Owner role, whatever the token's scopes.
+    fake_gitlab.add_token("maint", "glpat-maintainer-manage-0000", ["manage_runner"])
+    with pytest.raises(gitlab.GitlabHttpError) as caught:
+        client(fake_gitlab, "glpat-maintainer-manage-0000").http_post(
+            f"/runners/{runner_id}/reset_authentication_token"
+        )
+    assert (caught.value.response_code, caught.value.error_message) == (
+        403,
+        "403 Forbidden - No access granted",
+    )
+
+
+def test_ancestor_runners_are_listed_but_not_readable_by_non_members(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    fake_gitlab.add_user("sub", "glpat-sub-owner-00000000000", ["api"])
+    fake_gitlab.add_group(f"{GROUP}/sub", {"sub": OWNER})
+    ancestor = fake_gitlab.add_runner(group=GROUP, description="parent's")
+    sub = client(fake_gitlab, "glpat-sub-owner-00000000000")
+    listed = sub.http_list(f"/groups/{GROUP}%2Fsub/runners", query_data={"type": "group_type"})
+    assert [r["id"] for r in listed] == [ancestor.id]
+    with pytest.raises(gitlab.GitlabGetError) as caught:
+        sub.runners.get(ancestor.id)
+    assert (caught.value.response_code, caught.value.error_message) == (
+        403,
+        "403 Forbidden - No access granted",
+    )
+
+
+def graphql(gl: gitlab.Gitlab, query: str, **variables: object) -> dict[str, object]:
+    answer = gl.http_post(
+        gl.url + "/api/graphql", post_data={"query": query, "variables": variables}
+    )
+    assert isinstance(answer, dict)
+    return answer
+
+
+def test_graphql_runner_token_expires_at_for_maintainers(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.set_token_expiry(3600)
+    created = create_runner(client(fake_gitlab), fake_gitlab)
+    gid = f"gid://gitlab/Ci::Runner/{created['id']}"
+    query = "query($id: CiRunnerID!) { runner(id: $id) { id tokenExpiresAt } }"
+    fake_gitlab.add_user("maint", "glpat-maintainer-0000000000", ["read_api"])
+    fake_gitlab.add_member(GROUP, "maint", MAINTAINER)
+    for token in (OWNER_TOKEN, "glpat-maintainer-0000000000"):
+        answer = graphql(client(fake_gitlab, token), query, id=gid)
+        # Types::TimeType renders whole seconds; REST answered milliseconds.
+        whole = str(created["token_expires_at"]).split(".")[0] + "Z"
+        assert answer == {"data": {"runner": {"id": gid, "tokenExpiresAt": whole}}}
+    # read_runner fails for a Developer: the runner is null, not an error.
+    assert graphql(client(fake_gitlab, READER_TOKEN), query, id=gid) == {"data": {"runner": None}}
+
+
+def test_graphql_project_is_catalog_resource(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.add_project(f"{GROUP}/tpl", {"README.md": "x"})
+    query = "query($path: ID!) { project(fullPath: $path) { isCatalogResource } }"
+    gl = client(fake_gitlab, OWNER_TOKEN)
+    assert graphql(gl, query, path=f"{GROUP}/tpl") == {
+        "data": {"project": {"isCatalogResource": False}}
+    }
+    assert graphql(gl, query, path=f"{GROUP}/none") == {"data": {"project": None}}
 
 
 def test_unknown_route_and_legacy_registration(fake_gitlab: FakeGitLab) -> None:

@@ -729,6 +729,34 @@ def test_only_the_schedule_owner_changes_it(fake_gitlab: FakeGitLab) -> None:
     assert "variables" not in as_dev.pipelineschedules.get(seeded.id).attributes
 
 
+def test_a_deleted_owner_leaves_the_schedule_ownerless(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.add_project(TEMPLATES, FILES)
+    add_member_with_api(fake_gitlab, "maint", MAINTAINER_TOKEN, MAINTAINER)
+    seeded = fake_gitlab.add_schedule(TEMPLATES, "rotate", ref="refs/heads/main", owner="maint")
+    del fake_gitlab.users[fake_gitlab.user("maint").id]  # the user was deleted
+    project = client(fake_gitlab).projects.get(TEMPLATES)
+    schedule = project.pipelineschedules.get(seeded.id)
+    assert schedule.owner is None
+    with pytest.raises(gitlab.GitlabUpdateError):
+        project.pipelineschedules.update(seeded.id, {"cron": "0 5 * * *"})
+    schedule.take_ownership()
+    assert fake_gitlab.requests("POST")[-1].status == 201  # not owned before: created
+    project.pipelineschedules.update(seeded.id, {"cron": "0 5 * * *"})
+
+
+def test_schedule_variables_follow_the_minimum_override_role(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.add_project(TEMPLATES, FILES)
+    seeded = fake_gitlab.add_schedule(TEMPLATES, "rotate", ref="refs/heads/main", owner="owner")
+    fake_gitlab.projects_api.get(TEMPLATES).pipeline_variables_role = "no_one_allowed"
+    schedule = client(fake_gitlab).projects.get(TEMPLATES).pipelineschedules.get(seeded.id)
+    # GitLab.com's default for new projects: not even the Owner may set them.
+    with pytest.raises(gitlab.GitlabCreateError) as caught:
+        schedule.variables.create({"key": "A", "value": "1"})
+    assert caught.value.response_code == 403
+    fake_gitlab.projects_api.get(TEMPLATES).pipeline_variables_role = "developer"
+    schedule.variables.create({"key": "A", "value": "1"})
+
+
 # -- project CI/CD variables ---------------------------------------------------------------
 
 

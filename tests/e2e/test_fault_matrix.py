@@ -22,6 +22,7 @@ from tests.e2e.conftest import EXPECTED
 from tests.fakes.fixtures import GROUP, OWNER_TOKEN
 from tests.fakes.gitlab import OWNER, FakeGitLab
 from tests.fakes.kube import FakeKube
+from tests.fakes.pods import runner_pods
 
 FAULTS = ("500", "429", "reset", "delay")
 TIMEOUT = 1.0  # client request timeout in this test; a "delay" fault answers after 1.5 s
@@ -31,10 +32,12 @@ class World:
     """A fresh fake GitLab and cluster, and the CLI pointed at them."""
 
     def __init__(self, workdir: Path) -> None:
-        self.gitlab = FakeGitLab(auto_online=True, token_expiry=30 * 86400)
+        self.gitlab = FakeGitLab(token_expiry=30 * 86400)
         self.gitlab.add_user("owner", OWNER_TOKEN, ["create_runner", "manage_runner", "read_api"])
         self.gitlab.add_group(GROUP, {"owner": OWNER})
         self.kube = FakeKube()
+        # The runner pods in the fake cluster contact the fake GitLab with their token.
+        self.gitlab.runner_processes = lambda: runner_pods(self.kube)
         self.workdir = workdir
 
     def __enter__(self) -> World:

@@ -70,6 +70,9 @@ def test_json_reports_runner_kubernetes_and_drift(target: Target) -> None:
 def test_deployment_never_ready_exits_4(target: Target) -> None:
     target.kube.never_ready = True
     _installed(target, "--no-wait")
+    # The runner is online (say an older pod still polls), but the Deployment is not ready.
+    [runner_id] = target.group_runners()
+    target.gitlab.mark_runner_contacted(runner_id, system_id=target.system_id())
 
     result = target.run("status")
 

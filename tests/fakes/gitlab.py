@@ -64,6 +64,10 @@ RUNNER_TYPES = ("instance_type", "group_type", "project_type")
 ACCESS_LEVELS = ("not_protected", "ref_protected")
 RUNNER_STATUSES = ("online", "offline", "stale", "never_contacted", "active", "paused")
 ONLINE_WINDOW = timedelta(hours=2)
+#: ``API::Ci::Helpers::Runner::LEGACY_SYSTEM_XID``: the manager of a call without system_id.
+LEGACY_SYSTEM_ID = "<legacy>"
+#: ``(runner token, system id)`` of each runner process that is running (see FakeGitLab).
+RunnerProcesses = Callable[[], list[tuple[str, str]]]
 STALE_AFTER = timedelta(days=7)
 
 
@@ -119,6 +123,8 @@ class User:
     admin: bool = False
     state: str = "active"
     created_at: datetime = field(default_factory=now)
+    #: A group or project access token's bot user (``User#bot?``): a member like any other.
+    bot: bool = False
 
 
 @dataclass
@@ -180,7 +186,25 @@ class Runner:
     created_at: datetime = field(default_factory=now)
     contacted_at: datetime | None = None
     token_issued_at: datetime = field(default_factory=now)
-    system_ids: list[str] = field(default_factory=list)
+    #: Runner managers by system id (``Ci::RunnerManager``), created by the first contact.
+    managers: dict[str, RunnerManager] = field(default_factory=dict)
+
+    @property
+    def system_ids(self) -> list[str]:
+        """The system ids of the runner's managers, oldest first."""
+        return list(self.managers)
+
+
+@dataclass
+class RunnerManager:
+    """One process (``system_id``) using a runner's token: ``Ci::RunnerManager``."""
+
+    id: int
+    system_id: str
+    created_at: datetime = field(default_factory=now)
+    contacted_at: datetime | None = None
+    ip_address: str | None = "127.0.0.1"
+    version: str | None = None
 
 
 @dataclass
@@ -274,9 +298,15 @@ class FakeGitLab(FakeServer):
         token_expiry: Lifetime in seconds of new runner tokens (``None``: no expiry).
         auto_online: When True, a runner counts as contacted ``auto_online_delay``
             seconds after its current token was issued, as if a runner process
-            picked the token up; otherwise only ``POST /runners/verify`` (or
-            :meth:`mark_runner_contacted`) makes it online.
+            (system id ``auto_online_system_id``) picked the token up and polled ever
+            since; otherwise only calls with the runner's token (verify, reset by token),
+            :meth:`mark_runner_contacted` or ``runner_processes`` make it online.
         auto_online_delay: See ``auto_online``.
+        auto_online_system_id: The system id of the process ``auto_online`` imagines.
+        runner_processes: Called on every read of a runner: the ``(token, system_id)`` of
+            each runner process running now (e.g. read from a fake cluster's pods). Each
+            one whose token is a runner's current, unexpired token heartbeats that runner
+            and its manager, as ``POST /api/v4/jobs/request`` does.
         online_window: Seconds after the last contact during which a runner is
             ``online`` (GitLab: 2 hours).
         **server_args: ``latency_ms`` and friends, see :class:`FakeServer`.
@@ -289,6 +319,8 @@ class FakeGitLab(FakeServer):
         token_expiry: float | None = None,
         auto_online: bool = False,
         auto_online_delay: float = 0.0,
+        auto_online_system_id: str = "s_fakepod0001",
+        runner_processes: RunnerProcesses | None = None,
         online_window: float = ONLINE_WINDOW.total_seconds(),
         **server_args: Any,
     ) -> None:
@@ -297,6 +329,8 @@ class FakeGitLab(FakeServer):
         self.token_expiry = token_expiry
         self.auto_online = auto_online
         self.auto_online_delay = auto_online_delay
+        self.auto_online_system_id = auto_online_system_id
+        self.runner_processes = runner_processes
         self.online_window = timedelta(seconds=online_window)
         self.users: dict[int, User] = {}
         self.tokens: dict[str, PersonalAccessToken] = {}
@@ -338,6 +372,7 @@ class FakeGitLab(FakeServer):
                 NO_AUTH,
             ),
             ("GET", "/runners/:id", self._get_runner, READ_RUNNER),
+            ("GET", "/runners/:id/managers", self._list_runner_managers, READ_RUNNER),
             ("PUT", "/runners/:id", self._update_runner, MANAGE_RUNNER),
             ("DELETE", "/runners/:id", self._delete_runner, MANAGE_RUNNER),
             (
@@ -391,10 +426,12 @@ class FakeGitLab(FakeServer):
         name: str | None = None,
         pat_name: str = "bootstrap",
         expires_at: date | None = None,
+        bot: bool = False,
     ) -> User:
-        """Create a user with one personal access token (more with :meth:`add_token`)."""
+        """Create a user with one personal access token (more with :meth:`add_token`);
+        ``bot``: a group access token's bot user (add it to the group as a member)."""
         with self.lock:
-            user = User(self._next_id("user"), username, name or username.title(), admin)
+            user = User(self._next_id("user"), username, name or username.title(), admin, bot=bot)
             self.users[user.id] = user
             self.add_token(username, token, scopes, name=pat_name, expires_at=expires_at)
             return user
@@ -498,10 +535,23 @@ class FakeGitLab(FakeServer):
         with self.lock:
             self._runners[runner_id].token_expires_at = now() - timedelta(seconds=1)
 
-    def mark_runner_contacted(self, runner_id: int, at: datetime | None = None) -> None:
-        """Record a heartbeat, as a runner process polling for jobs would."""
+    def reset_runner_token(self, runner_id: int) -> str:
+        """Reset a runner's token as someone in the web UI would; returns the new token."""
         with self.lock:
-            self._runners[runner_id].contacted_at = at or now()
+            runner = self._runners[runner_id]
+            self._issue_token(runner)
+            return runner.token
+
+    def mark_runner_contacted(
+        self, runner_id: int, at: datetime | None = None, system_id: str | None = None
+    ) -> None:
+        """Record a heartbeat, as a runner process polling for jobs would (of the manager
+        ``system_id`` too, when given)."""
+        with self.lock:
+            runner = self._runners[runner_id]
+            if system_id:
+                self._heartbeat(runner, system_id, at)
+            runner.contacted_at = at or now()
 
     # -- state for assertions ------------------------------------------------------
 
@@ -669,6 +719,13 @@ class FakeGitLab(FakeServer):
 
     # -- dispatch ------------------------------------------------------------------
 
+    def is_write(self, request: Request) -> bool:
+        """Writes: every non-GET request but GraphQL queries (a POST that reads), and the
+        runner-token calls that heartbeat (verify counts: it changes what GitLab reports)."""
+        if request.path == "/api/graphql":
+            return b"mutation" in request.body
+        return super().is_write(request)
+
     def fault_response(self, kind: str) -> Response:
         if kind == "429":
             return Response(
@@ -677,6 +734,8 @@ class FakeGitLab(FakeServer):
         return Response.json(500, {"message": "500 Internal Server Error"})
 
     def handle(self, request: Request) -> Response:
+        with self.lock:
+            self._poll()
         host = request.header("host", f"127.0.0.1:{self.port}")
         base_url = f"http://{host}{API_PREFIX}"
         for route in self._route_table:
@@ -765,7 +824,7 @@ class FakeGitLab(FakeServer):
             "bio": "",
             "public_email": None,
             "email": f"{user.username}@example.com",
-            "bot": False,
+            "bot": user.bot,
             "two_factor_enabled": False,
         }
         if user.admin:
@@ -800,22 +859,52 @@ class FakeGitLab(FakeServer):
             "membership_state": "active",
         }
 
-    def _contacted_at(self, runner: Runner) -> datetime | None:
-        contacted = runner.contacted_at
+    def _heartbeat(self, runner: Runner, system_id: str, at: datetime | None = None) -> None:
+        """``Ci::Runner#heartbeat`` and ``ensure_manager(system_id).heartbeat``."""
+        moment = at or now()
+        runner.contacted_at = moment
+        manager = runner.managers.get(system_id)
+        if manager is None:
+            manager = RunnerManager(self._next_id("runner_manager"), system_id, created_at=moment)
+            runner.managers[system_id] = manager
+        manager.contacted_at = moment
+
+    def _poll(self) -> None:
+        """Let the runner processes that run now contact GitLab (before any runner read)."""
         if self.auto_online:
-            auto = runner.token_issued_at + timedelta(seconds=self.auto_online_delay)
-            if auto <= now() and (contacted is None or auto > contacted):
-                contacted = auto
-        return contacted
+            for runner in self._runners.values():
+                auto = runner.token_issued_at + timedelta(seconds=self.auto_online_delay)
+                if (
+                    auto <= now()
+                    and not _expired(runner)
+                    and (runner.contacted_at is None or auto > runner.contacted_at)
+                ):
+                    self._heartbeat(runner, self.auto_online_system_id, auto)
+        if self.runner_processes is None:
+            return
+        for token, system_id in self.runner_processes():
+            for runner in self._runners.values():
+                if runner.token == token and not _expired(runner):
+                    self._heartbeat(runner, system_id)
+
+    def _contacted_at(self, runner: Runner) -> datetime | None:
+        return runner.contacted_at
 
     def _status(self, runner: Runner) -> str:
-        contacted = self._contacted_at(runner)
+        return self._status_of(runner.contacted_at, runner.created_at)
+
+    def _status_of(self, contacted: datetime | None, created: datetime) -> str:
+        """``Ci::Runner#status`` / ``Ci::RunnerManager#status``."""
         moment = now()
         if contacted is None:
-            return "stale" if moment - runner.created_at > STALE_AFTER else "never_contacted"
+            return "stale" if moment - created > STALE_AFTER else "never_contacted"
         if moment - contacted <= self.online_window:
             return "online"
         return "stale" if moment - contacted > STALE_AFTER else "offline"
+
+    def _latest_manager(self, runner: Runner) -> RunnerManager | None:
+        contacted = [m for m in runner.managers.values() if m.contacted_at is not None]
+        return max(contacted, key=lambda m: m.contacted_at or now(), default=None)
 
     def _runner_json(self, runner: Runner) -> dict[str, Any]:
         status = self._status(runner)
@@ -838,14 +927,27 @@ class FakeGitLab(FakeServer):
             ),
         }
 
-    def _runner_details_json(self, runner: Runner, base_url: str) -> dict[str, Any]:
+    def _runner_details_json(self, runner: Runner, call: Call) -> dict[str, Any]:
+        """``Entities::Ci::RunnerDetails``: no ``token_expires_at`` (only create, verify and
+        the resets answer it); ``maintenance_note`` only for who may update the runner;
+        ``groups`` only those the caller is authorized for; version fields from the manager
+        that contacted last."""
+        user = call.user
+        assert user is not None
         groups = []
         if runner.group_id in self.groups:
             group = self.groups[runner.group_id]
-            web = base_url.removesuffix(API_PREFIX)
-            groups.append(
-                {"id": group.id, "name": group.name, "web_url": f"{web}/groups/{group.full_path}"}
-            )
+            if user.admin or self.access_level(user, group) >= REPORTER:
+                web = call.base_url.removesuffix(API_PREFIX)
+                groups.append(
+                    {
+                        "id": group.id,
+                        "name": group.name,
+                        "web_url": f"{web}/groups/{group.full_path}",
+                    }
+                )
+        latest = self._latest_manager(runner)
+        can_update = self._runner_access(user, runner) >= OWNER
         return {
             **self._runner_json(runner),
             "tag_list": list(runner.tag_list),
@@ -853,15 +955,29 @@ class FakeGitLab(FakeServer):
             "locked": runner.locked,
             "maximum_timeout": runner.maximum_timeout,
             "access_level": runner.access_level,
-            "maintenance_note": runner.maintenance_note,
-            "contacted_at": iso(self._contacted_at(runner)),
-            "token_expires_at": iso(runner.token_expires_at),
-            "version": None,
+            "version": latest.version if latest else None,
             "revision": None,
             "platform": None,
             "architecture": None,
-            "projects": [],
+            "contacted_at": iso(self._contacted_at(runner)),
+            "maintenance_note": runner.maintenance_note if can_update else None,
             "groups": groups,
+        }
+
+    def _manager_json(self, manager: RunnerManager) -> dict[str, Any]:
+        """``Entities::Ci::RunnerManager``."""
+        return {
+            "id": manager.id,
+            "system_id": manager.system_id,
+            "version": manager.version,
+            "revision": None,
+            "platform": None,
+            "architecture": None,
+            "created_at": iso(manager.created_at),
+            "contacted_at": iso(manager.contacted_at),
+            "ip_address": manager.ip_address,
+            "status": self._status_of(manager.contacted_at, manager.created_at),
+            "job_execution_status": "idle",
         }
 
     # -- handlers: user, token, version --------------------------------------------
@@ -1085,7 +1201,17 @@ class FakeGitLab(FakeServer):
             self._runner_access(call.user, runner) < MAINTAINER
         ):
             raise forbidden("No access granted")
-        return self.json(self._runner_details_json(runner, call.base_url))
+        return self.json(self._runner_details_json(runner, call))
+
+    def _list_runner_managers(self, call: Call) -> Response:
+        """``GET /runners/:id/managers``: ``authenticate_show_runner!``, not paginated."""
+        runner = self._runner_by_id(call)
+        assert call.user is not None
+        if runner.runner_type != "instance_type" and (
+            self._runner_access(call.user, runner) < MAINTAINER
+        ):
+            raise forbidden("No access granted")
+        return self.json([self._manager_json(m) for m in runner.managers.values()])
 
     def _require_owner(self, call: Call, runner: Runner) -> None:
         assert call.user is not None
@@ -1116,7 +1242,7 @@ class FakeGitLab(FakeServer):
         probe = copy.deepcopy(runner)
         self._apply_runner_attrs(probe, args)
         self._apply_runner_attrs(runner, args)
-        return self.json(self._runner_details_json(runner, call.base_url))
+        return self.json(self._runner_details_json(runner, call))
 
     def _delete_runner(self, call: Call) -> Response:
         runner = self._runner_by_id(call)
@@ -1128,9 +1254,15 @@ class FakeGitLab(FakeServer):
         runner = self._runner_by_id(call)
         self._require_owner(call, runner)
         self._issue_token(runner)
-        return self.json(
-            {"token": runner.token, "token_expires_at": iso(runner.token_expires_at)}, 201
-        )
+        return self.json(self._reset_result(runner), 201)
+
+    @staticmethod
+    def _reset_result(runner: Runner) -> dict[str, Any]:
+        """``Entities::Ci::ResetTokenResult``: ``token_expires_at`` only when it expires."""
+        result: dict[str, Any] = {"token": runner.token}
+        if runner.token_expires_at is not None:
+            result["token_expires_at"] = iso(runner.token_expires_at)
+        return result
 
     def _runner_by_token(self, call: Call) -> Runner:
         token = call.args().get("token")
@@ -1138,18 +1270,20 @@ class FakeGitLab(FakeServer):
             raise param_error("token is missing")
         for runner in self._runners.values():
             if runner.token == token:
-                expires = runner.token_expires_at
-                if expires is not None and expires <= now():
+                if _expired(runner):
                     break
                 return runner
         raise forbidden()
 
-    def _verify_runner(self, call: Call) -> Response:
+    def _authenticate_runner(self, call: Call) -> Runner:
+        """``authenticate_runner!`` (ensure_runner_manager: true): the runner and the manager
+        of ``system_id`` (``<legacy>`` without one) are heartbeated."""
         runner = self._runner_by_token(call)
-        runner.contacted_at = now()
-        system_id = call.args().get("system_id")
-        if system_id and system_id not in runner.system_ids:
-            runner.system_ids.append(str(system_id))
+        self._heartbeat(runner, str(call.args().get("system_id") or LEGACY_SYSTEM_ID))
+        return runner
+
+    def _verify_runner(self, call: Call) -> Response:
+        runner = self._authenticate_runner(call)
         return self.json(
             {
                 "id": runner.id,
@@ -1159,13 +1293,16 @@ class FakeGitLab(FakeServer):
         )
 
     def _reset_token_by_token(self, call: Call) -> Response:
-        runner = self._runner_by_token(call)
+        runner = self._authenticate_runner(call)
         self._issue_token(runner)
-        return self.json(
-            {"token": runner.token, "token_expires_at": iso(runner.token_expires_at)}, 201
-        )
+        return self.json(self._reset_result(runner), 201)
 
     def _delete_runner_by_token(self, call: Call) -> Response:
+        # ensure_runner_manager: false: no heartbeat.
         runner = self._runner_by_token(call)
         del self._runners[runner.id]
         return Response.empty(204)
+
+
+def _expired(runner: Runner) -> bool:
+    return runner.token_expires_at is not None and runner.token_expires_at <= now()

@@ -69,6 +69,13 @@ if TYPE_CHECKING:
     from tests.fakes.gitlab import FakeGitLab, Group
 
 VISIBILITY_LEVELS = {"private": 0, "internal": 10, "public": 20}
+#: ``ci_pipeline_variables_minimum_override_role`` -> the least role (no_one_allowed: none).
+PIPELINE_VARIABLE_ROLES = {
+    "no_one_allowed": 10**6,
+    "developer": DEVELOPER,
+    "maintainer": MAINTAINER,
+    "owner": OWNER,
+}
 FILE_MODE, EXECUTABLE_MODE, TREE_MODE = "100644", "100755", "040000"
 COMMIT_ACTIONS = ("create", "update", "move", "delete", "chmod")
 VARIABLE_TYPES = ("env_var", "file")
@@ -93,11 +100,25 @@ CATALOG_MUTATION = re.compile(
     r"\s*\{(?P<fields>[^}]*)\}"
 )
 PROJECT_PATH_ARGUMENT = re.compile(r"projectPath\s*:\s*(\$\w+|\"(?:[^\"\\]|\\.)*\")")
+# ``runner(id: "gid://gitlab/Ci::Runner/N") { id tokenExpiresAt ... }``, id inline or a variable.
+RUNNER_QUERY = re.compile(
+    r"\brunner\s*\(\s*id\s*:\s*(?P<id>\$\w+|\"[^\"]*\")\s*\)\s*\{(?P<fields>[^}]*)\}"
+)
+# ``project(fullPath: "g/p") { isCatalogResource }``, path inline or a variable.
+PROJECT_QUERY = re.compile(
+    r"\bproject\s*\(\s*fullPath\s*:\s*(?P<path>\$\w+|\"[^\"]*\")\s*\)\s*\{(?P<fields>[^}]*)\}"
+)
+RUNNER_GID = re.compile(r"\Agid://gitlab/Ci::Runner/(\d+)\Z")
 GRAPHQL_RESOURCE_ERROR = (
     "The resource that you are attempting to access does not exist or you don't have "
     "permission to perform this action"
 )
 SEED_AUTHOR = ("Administrator", "admin@example.com")
+
+
+def graphql_time(moment: datetime | None) -> str | None:
+    """``Types::TimeType``: ISO 8601 in whole seconds (``value.iso8601``), unlike REST's ms."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 # -- git objects -------------------------------------------------------------------------
@@ -286,6 +307,10 @@ class Project:
     schedules: dict[int, PipelineSchedule] = field(default_factory=dict)
     variables: list[CiVariable] = field(default_factory=list)
     catalog_resource: bool = False
+    #: ``ci_pipeline_variables_minimum_override_role``: who may set pipeline (and schedule)
+    #: variables. Self-managed defaults to developer; GitLab.com to no_one_allowed for new
+    #: projects. No role bypasses it.
+    pipeline_variables_role: str = "developer"
     created_at: datetime = field(default_factory=now)
     last_activity_at: datetime = field(default_factory=now)
 
@@ -509,6 +534,9 @@ class ProjectsApi:
         #: GitLab 16.x checked for a README.md and a description before marking a project
         #: as a CI/CD Catalog resource; since 17.0 that check happens at release time only.
         self.catalog_requires_readme = False
+        #: The instance's "Restricted visibility levels" (admin setting; GitLab.com restricts
+        #: ``internal`` for new projects): non-admins may not create projects at these.
+        self.restricted_visibility_levels: set[str] = set()
 
     # -- routes ----------------------------------------------------------------------
 
@@ -1020,6 +1048,10 @@ class ProjectsApi:
         # No namespace: the user's own, which the fake does not model.
         if group is None or (not user.admin and self.fake.access_level(user, group) < MAINTAINER):
             raise validation_error({"namespace": ["is not valid"]})
+        if visibility in self.restricted_visibility_levels and not user.admin:
+            # Projects::CreateService -> BaseService#deny_visibility_level.
+            denied = f"{visibility} has been restricted by your GitLab administrator"
+            raise validation_error({"visibility_level": [denied]})
         if path is None:
             path = re.sub(r"[^a-z0-9_.]+", "-", str(name).lower()).strip("-.")
         name = str(name or path)
@@ -1618,10 +1650,12 @@ class ProjectsApi:
         return self.fake.json(self._schedule_json(project, schedule, call, details=True), status)
 
     def _schedule_for_variables(self, call: Call) -> tuple[Project, PipelineSchedule]:
-        """``set_pipeline_variables`` (Developer) and ``update_pipeline_schedule``."""
+        """``set_pipeline_variables`` (the project's minimum override role) and
+        ``update_pipeline_schedule`` (the owner)."""
         project = self._project(call, DEVELOPER)
         schedule = self._schedule(call, project)
-        if not self._owns(call, project, schedule):
+        needed = PIPELINE_VARIABLE_ROLES[project.pipeline_variables_role]
+        if not self._owns(call, project, schedule) or self._role(call.user, project) < needed:
             raise forbidden()
         return project, schedule
 
@@ -1798,6 +1832,8 @@ class ProjectsApi:
             variables = {}
         if not query.strip():
             return self._graphql_error("No query string was present")
+        if not query.lstrip().startswith("mutation"):
+            return self._graphql_query(query, variables, user)
         matched = CATALOG_MUTATION.search(query)
         if not query.lstrip().startswith("mutation") or matched is None:
             return self._graphql_error(
@@ -1842,6 +1878,69 @@ class ProjectsApi:
         return Response.json(
             200, {"data": {"catalogResourcesCreate": {f: payload[f] for f in fields}}}
         )
+
+    def _graphql_query(self, query: str, variables: dict[str, Any], user: User | None) -> Response:
+        """The two queries the tool sends: a runner's ``tokenExpiresAt`` and a project's
+        ``isCatalogResource`` (``Types::Ci::RunnerType``, ``Types::ProjectType``)."""
+        runner_query = RUNNER_QUERY.search(query)
+        project_query = PROJECT_QUERY.search(query)
+        if runner_query is not None:
+            return self._graphql_runner(runner_query, variables, user)
+        if project_query is not None:
+            fields = project_query.group("fields").split()
+            unknown = [f for f in fields if f not in ("id", "fullPath", "isCatalogResource")]
+            if unknown:
+                return self._graphql_error(f"Field '{unknown[0]}' doesn't exist on type 'Project'")
+            path = self._graphql_value(project_query.group("path"), variables)
+            project = self.find(path) if path else None
+            if project is None or (
+                project.visibility == "private" and not self._role(user, project)
+            ):
+                return Response.json(200, {"data": {"project": None}})
+            values = {
+                "id": f"gid://gitlab/Project/{project.id}",
+                "fullPath": project.full_path,
+                "isCatalogResource": project.catalog_resource,
+            }
+            return Response.json(200, {"data": {"project": {f: values[f] for f in fields}}})
+        return self._graphql_error(
+            "This fake GitLab answers only the runner and project queries and the "
+            "catalogResourcesCreate mutation"
+        )
+
+    def _graphql_runner(
+        self, matched: re.Match[str], variables: dict[str, Any], user: User | None
+    ) -> Response:
+        """``runner(id:)``: null unless the caller may ``read_runner`` (Maintainer of the
+        runner's group, inherited memberships count; admins); ``tokenExpiresAt`` needs
+        ``read_runner_sensitive_data``, which follows ``read_runner`` for group runners."""
+        fields = matched.group("fields").split()
+        known = ("id", "tokenExpiresAt", "contactedAt", "status", "description")
+        unknown = [f for f in fields if f not in known]
+        if unknown:
+            return self._graphql_error(f"Field '{unknown[0]}' doesn't exist on type 'CiRunner'")
+        gid = self._graphql_value(matched.group("id"), variables) or ""
+        found = RUNNER_GID.match(gid)
+        if found is None:
+            return self._graphql_error(f'"{gid}" does not represent an instance of Ci::Runner')
+        runner = self.fake._runners.get(int(found.group(1)))
+        if runner is None or user is None or self.fake._runner_access(user, runner) < MAINTAINER:
+            return Response.json(200, {"data": {"runner": None}})
+        values = {
+            "id": gid,
+            "tokenExpiresAt": graphql_time(runner.token_expires_at),
+            "contactedAt": graphql_time(runner.contacted_at),
+            "status": self.fake._status(runner).upper(),
+            "description": runner.description,
+        }
+        return Response.json(200, {"data": {"runner": {f: values[f] for f in fields}}})
+
+    @staticmethod
+    def _graphql_value(token: str, variables: dict[str, Any]) -> str | None:
+        if token.startswith("$"):
+            value = variables.get(token[1:])
+            return str(value) if value else None
+        return str(json.loads(token))
 
     def _graphql_project_path(self, argument: str, variables: dict[str, Any]) -> str | None:
         if argument.startswith("$"):
