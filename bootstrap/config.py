@@ -158,6 +158,13 @@ class KubernetesSettings(_Section):
     request_timeout: float = Field(
         30.0, gt=0, le=600, description="Seconds to wait for one Kubernetes API answer."
     )
+    lock_duration: int = Field(
+        60,
+        ge=2,
+        le=3600,
+        description="Seconds the namespace lock (Lease) of install and rotate lasts unless "
+        "renewed: how long a run that stopped renewing (killed, paused) blocks others.",
+    )
     cluster_name: str = Field(
         "",
         description="Name that identifies this cluster in GitLab (runner marker, system id); "

@@ -233,6 +233,8 @@ class GitLab:
         self.retries = max(1, retries)
         self.backoff = backoff
         self.calls = Calls()
+        #: Called before every write; raises to stop it (see lock.locked).
+        self.write_guard: Callable[[], None] | None = None
         self._gl: gitlab_mod.Gitlab = gitlab.Gitlab(
             url,
             private_token=token,
@@ -256,6 +258,8 @@ class GitLab:
         attempts = self.retries if (not write or idempotent) else 1
         delay = self.backoff
         for attempt in range(1, attempts + 1):
+            if write and self.write_guard is not None:
+                self.write_guard()
             self.calls.record(what, write=write)
             try:
                 return func()

@@ -37,7 +37,7 @@ from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, NewToken, Runner
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube
-from bootstrap.lock import LOCK_VERBS, locked, tell_waiting
+from bootstrap.lock import LOCK_VERBS, Holder, locked, tell_waiting
 from bootstrap.plan import Change, decide, diff
 from bootstrap.publish import PublishResult, publish
 from bootstrap.render import KubeObject
@@ -289,10 +289,24 @@ def install(
             result = planned.result
             _wait(ctx, result, deadline, wait=wait, changed=False)
         else:
-            with locked(kube, ns, deadline=deadline, on_wait=tell_waiting(report)):
-                # Another run may have acted between our reads and the lock: if the runner's
-                # Secret changed, plan again from what is there now.
-                if _secret_version(ctx) != planned.secret_version:
+            waited: list[Holder] = []
+            on_wait = tell_waiting(report)
+
+            def waiting(holder: Holder) -> None:
+                waited.append(holder)
+                on_wait(holder)
+
+            with locked(
+                kube,
+                ns,
+                deadline=deadline,
+                on_wait=waiting,
+                duration=settings.kubernetes.lock_duration,
+                guard=(ctx.gitlab,),
+            ):
+                # Another run may have acted between our reads and the lock: plan again
+                # from what is there now unless nothing the plan depended on changed.
+                if waited or not _still_current(ctx, planned):
                     planned = _plan(ctx, local, image_cache_ok, True, dry_run=False)
                 result = _execute(ctx, planned)
                 _wait(ctx, result, deadline, wait=wait)
@@ -347,6 +361,18 @@ class _Planned:
 def _secret_version(ctx: Context) -> str | None:
     secret = ctx.kube.get("Secret", n.CONFIG_SECRET, ctx.settings.kubernetes.namespace)
     return secret["metadata"].get("resourceVersion") if secret else None
+
+
+def _still_current(ctx: Context, planned: _Planned) -> bool:
+    """Whether what a plan read is still there once the lock is held.
+
+    The config Secret (any run that stored a token changed it), and for a create the runners
+    in GitLab: a run that created ours but never stored it (its answer timed out, it was
+    interrupted) left a runner with our marker, which must be reset, not doubled.
+    """
+    if _secret_version(ctx) != planned.secret_version:
+        return False
+    return planned.result.runner.action != "create" or find_marked_runner(ctx) is None
 
 
 def _plan(

@@ -107,6 +107,8 @@ class Kube:
         self.retries = max(1, retries)
         self.backoff = backoff
         self.calls = Calls()
+        #: Called before every write (not dry runs); raises to stop it (see lock.locked).
+        self.write_guard: Callable[[], None] | None = None
         self._rules: dict[str, tuple[builtins.list[dict[str, Any]], bool]] = {}
         configuration = client.Configuration()
         config_file = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
@@ -170,10 +172,11 @@ class Kube:
         # server says it did not process it.
         attempts = self.retries
         delay = self.backoff
+        writes = is_write and not (query or {}).get("dryRun")
         for attempt in range(1, attempts + 1):
-            self.calls.record(
-                f"{method} {path}", write=is_write and not (query or {}).get("dryRun")
-            )
+            if writes and self.write_guard is not None:
+                self.write_guard()
+            self.calls.record(f"{method} {path}", write=writes)
             try:
                 m, url, hdrs, data, _ = self._api.param_serialize(
                     method=method,

@@ -278,7 +278,14 @@ def rotate(
         result.requests = requests_made(ctx)
         return result
 
-    with locked(kube, ns, deadline=deadline, on_wait=tell_waiting(report)):
+    with locked(
+        kube,
+        ns,
+        deadline=deadline,
+        on_wait=tell_waiting(report),
+        duration=settings.kubernetes.lock_duration,
+        guard=(ctx.gitlab,),
+    ):
         fresh = kube.get("Secret", n.CONFIG_SECRET, ns)
         if _version(fresh) != _version(secret) and fresh is not None:
             # Another install or rotate changed the token while we waited: decide again.

@@ -51,6 +51,7 @@ from bootstrap.workflow import (
     image_cache_supported,
     image_cache_wanted,
     managed_selector,
+    marked_runners,
     note_blind_drift,
     our_contact,
     read_live,
@@ -353,6 +354,7 @@ def status(
     else:
         result.problems = [
             *gitlab_problems,
+            *_duplicates(ctx, runner),
             *_runner_problems(runner, judged, contact, attr_drift, ns, stored),
             *_kube_problems(deployment, drift, ns),
         ]
@@ -392,6 +394,26 @@ def _runner(
             )
         )
     return None, "marker", problems
+
+
+def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
+    """Other runners with our marker: GitLab may give jobs to one no pod runs."""
+    if runner is None:
+        return []
+    others = [r.id for r in marked_runners(ctx) if r.id != runner.id]
+    if not others:
+        return []
+    ids = ", ".join(f"#{i}" for i in others)
+    return [
+        Problem(
+            "gitlab",
+            f"{len(others) + 1} runners of {ctx.settings.gitlab.group} carry the marker of this "
+            f"cluster and namespace: #{runner.id} is the one deployed, {ids} "
+            f"{'is' if len(others) == 1 else 'are'} not",
+            f"delete {ids} in GitLab (the group's Settings > CI/CD > Runners); jobs given to "
+            "it are never run",
+        )
+    ]
 
 
 def _warn_expiring(ctx: Context, runner: Runner, token: TokenState, now: datetime) -> None:

@@ -306,6 +306,21 @@ def find_marked_runner(ctx: Context) -> Runner | None:
     return described[0] if len(described) == 1 else None
 
 
+def marked_runners(ctx: Context) -> list[Runner]:
+    """Every runner of the group carrying our marker: more than one is a duplicate (two runs
+    that each created one). Empty when GitLab hides maintenance notes from this user.
+
+    Only runners listed with our description are read: the marker goes with it.
+    """
+    if not ctx.sees_notes:
+        return []
+    marker = n.runner_marker(ctx.settings)
+    description = n.runner_description(ctx.settings)
+    listed = [r.id for r in ctx.gitlab.group_runners(ctx.group_id) if r.description == description]
+    found = parallel(ctx.gitlab.runner, listed)
+    return [r for r in found if r is not None and marker in r.maintenance_note]
+
+
 def note_blind_drift(ctx: Context, wanted: dict[str, Any]) -> dict[str, Any]:
     """``wanted`` without the maintenance note when GitLab hides notes from this user."""
     if ctx.sees_notes:
