@@ -17,7 +17,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EPILOG_EXIT_CODES = (
     "Exit codes: 0 ok, 1 bug, 2 invalid input, 3 GitLab error, 4 Kubernetes error, "
-    "5 timed out waiting."
+    "5 timed out waiting, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
+)
+INTERRUPTED_HINT = (
+    "hint: rerun the command: the next run reads what GitLab and the cluster hold and "
+    "finishes from there"
 )
 
 
@@ -60,7 +64,7 @@ class _Group(click.Group):
     """Maps the library's errors to the contract's exit codes, in this one place."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from bootstrap.errors import BootstrapError
+        from bootstrap.errors import BootstrapError, Terminated
 
         try:
             return super().invoke(ctx)
@@ -69,6 +73,12 @@ class _Group(click.Group):
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except (KeyboardInterrupt, Terminated) as exc:
+            # The shell's convention: 128 + the signal's number (SIGINT 2, SIGTERM 15).
+            name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            click.echo(f"\nerror: interrupted ({name}); stopped", err=True)
+            click.echo(INTERRUPTED_HINT, err=True)
+            ctx.exit(Terminated.exit_code if isinstance(exc, Terminated) else 130)
 
 
 @click.group(
@@ -537,6 +547,19 @@ def schema() -> None:
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    from bootstrap.errors import Terminated
+
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``bootstrap`` console script and ``python -m bootstrap``."""
+    """Entry point of the ``bootstrap`` console script and ``python -m bootstrap``.
+
+    SIGTERM (``kill``, a CI job cancelled, a pod stopped) stops the run as Ctrl-C does: the
+    namespace lock is released on the way out, and the exit code is 143 (Ctrl-C: 130).
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     cli.main(args=argv, prog_name="bootstrap")

@@ -70,3 +70,13 @@ class WaitTimeout(BootstrapError):
     """A wait (rollout, runner online) ran past --timeout (exit 5)."""
 
     exit_code = 5
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (exit 143, 128 + 15, as for SIGINT's 130).
+
+    A BaseException, like KeyboardInterrupt: no ``except Exception`` swallows it, and every
+    ``finally`` on the way out runs (the namespace lock is released).
+    """
+
+    exit_code = 143
