@@ -34,6 +34,9 @@ DEFAULT_CONFIG_FILE = "bootstrap.toml"
 # ROS ALIYUN::ECI::ImageCache: an image cache holds at most 20 images.
 IMAGE_CACHE_MAX_IMAGES = 20
 ENV_PREFIX = "BOOTSTRAP_"
+# runAsUser is an int64 in the API, but IDs past 2^31-1 break in container runtimes and
+# filesystems (the kernel's uid_t is 32-bit, and -1 is reserved).
+UID_MAX = 2**31 - 1
 
 RUNNER_VERSION = "18.11.4"
 RUNNER_IMAGE_REPOSITORY = "registry.gitlab.com/gitlab-org/gitlab-runner"
@@ -52,6 +55,7 @@ NAS_MOUNT_OPTIONS = (
 
 Quantity = Annotated[str, AfterValidator(v.check_quantity)]
 Image = Annotated[str, AfterValidator(v.check_image)]
+ImageRepository = Annotated[str, AfterValidator(v.check_image_repository)]
 DnsLabel = Annotated[str, AfterValidator(v.check_dns_label)]
 EnvName = Annotated[str, AfterValidator(lambda s: v.check_env_name(s) if s else s)]
 ObjectName = Annotated[str, AfterValidator(lambda s: v.check_dns_subdomain(s) if s else s)]
@@ -199,8 +203,10 @@ class RunnerSettings(_Section):
     """The runner manager: one pinned gitlab-runner version, global config.toml keys."""
 
     version: str = Field(RUNNER_VERSION, description="gitlab-runner version for runner and helper.")
-    image_repository: str = Field(RUNNER_IMAGE_REPOSITORY, description="Runner image repository.")
-    helper_image_repository: str = Field(
+    image_repository: ImageRepository = Field(
+        RUNNER_IMAGE_REPOSITORY, description="Runner image repository."
+    )
+    helper_image_repository: ImageRepository = Field(
         HELPER_IMAGE_REPOSITORY, description="Helper image repository (e.g. a mirror)."
     )
     helper_arch: Literal["x86_64", "arm64"] = Field(
@@ -234,7 +240,9 @@ class RunnerSettings(_Section):
         le=86400,
         description="Seconds a stopping runner pod may spend finishing running jobs (SIGQUIT).",
     )
-    run_as_user: int = Field(999, ge=1, description="UID of the manager pod (non-root).")
+    run_as_user: int = Field(
+        999, ge=1, le=UID_MAX, description="UID (and GID) of the manager pod (non-root)."
+    )
     cpu_request: Quantity = Field("100m", description="Manager pod CPU request.")
     cpu_limit: Quantity = Field("500m", description="Manager pod CPU limit.")
     memory_request: Quantity = Field("128Mi", description="Manager pod memory request.")
@@ -610,8 +618,16 @@ class RotationSettings(_Section):
     """The scheduled token rotation."""
 
     project: str = Field("", description="Ops project (full path) that holds the schedule.")
-    cron: str = Field("17 3 * * *", description="When the rotation pipeline runs.")
-    timezone: str = Field("UTC", description="Timezone of the cron (IANA name).")
+    cron: str = Field(
+        "17 3 * * *",
+        description="When the rotation pipeline runs: 5 fields of ASCII digits, names, '*', "
+        "'-', ',' and '/' (steps of 1 or 2 digits), as GitLab's parser takes them.",
+    )
+    timezone: str = Field(
+        "UTC",
+        description="Timezone of the cron: an IANA name such as Asia/Shanghai (not Rails' "
+        "'Beijing').",
+    )
     rotate_before: str = Field("7d", description="Rotate when the token expires within this.")
     in_cluster: bool = Field(
         True,
@@ -623,6 +639,11 @@ class RotationSettings(_Section):
     @classmethod
     def _cron(cls, value: str) -> str:
         return v.check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return v.check_timezone(value)
 
     @field_validator("rotate_before")
     @classmethod

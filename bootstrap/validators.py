@@ -7,74 +7,108 @@ them so every message is prefixed with the key it belongs to.
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from datetime import timedelta
+from decimal import Decimal
+
+# Every pattern is used with ``fullmatch`` (``$`` would admit a trailing newline) and spells
+# its classes out in ASCII (``\d`` and ``\w`` admit any Unicode digit or letter).
 
 # Kubernetes resource.Quantity: a signed decimal number with an optional binary (Ki..Ei),
 # decimal (m, k, M..E) or exponent suffix.
-_QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_QUANTITY = re.compile(
+    r"([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?"
 )
+# resource.Quantity: "no quantity may represent a number greater than 2^63-1".
+QUANTITY_MAX = 2**63 - 1
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 # Label/annotation keys: optional DNS subdomain prefix, then a name of 1-63 characters.
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 # Docker image reference (distribution/reference grammar, simplified but strict enough).
-_IMAGE = re.compile(
-    r"^(?P<name>(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::\d+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+_REPOSITORY = (
+    r"(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 )
-_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-_GROUP_SEGMENT = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$")
-_DURATION = re.compile(r"^(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE_REPOSITORY = re.compile(_REPOSITORY)
+_IMAGE = re.compile(
+    rf"(?P<name>{_REPOSITORY})"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
+# distribution/reference: NameTotalLengthMax, the repository part of a reference.
+IMAGE_MAX = 255
+_SEMVER = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
+_GROUP_SEGMENT = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]*")
+_DURATION = re.compile(
+    r"(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?"
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASCII_NUMBER = re.compile(r"[0-9]+")
+_CRON_SEPARATOR = re.compile(r"[ \t]+")
+_CRON_STEP = re.compile(r"[0-9]{1,2}")
+# fugit's zone name grammar (Fugit::Cron::Parser#_tz_name).
+_TIMEZONE = re.compile(r"[A-Z][a-zA-Z0-9]+(/[A-Z][a-zA-Z0-9_]+){0,2}")
+# The longest duration Python's timedelta holds (999999999 days), well past any token.
+_DURATION_MAX = timedelta.max
 
 
 def check_quantity(value: str) -> str:
     """A non-negative Kubernetes quantity such as ``500m``, ``2`` or ``4Gi``."""
-    if not _QUANTITY.match(value):
+    if not _QUANTITY.fullmatch(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: 500m, 2, 1.5, 4Gi)")
+    if _quantity_decimal(value) > QUANTITY_MAX:
+        raise ValueError(
+            f"{value!r} is larger than any Kubernetes quantity (at most 2^63-1): "
+            "give a real size, e.g. 2 or 4Gi"
+        )
     return value
+
+
+_SUFFIXES: dict[str, Decimal] = {
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+    "m": Decimal("0.001"),
+    "": Decimal(1),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
+
+
+def _quantity_decimal(value: str) -> Decimal:
+    match = _QUANTITY.fullmatch(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    number = Decimal(match.group(1))
+    suffix = match.group(3) or ""
+    if suffix in _SUFFIXES:
+        return number * _SUFFIXES[suffix]
+    exponent = suffix[1:]
+    if len(exponent.lstrip("+-0")) > 4:  # 1e99999 and beyond: far past 2^63-1 (or 0)
+        return Decimal(0) if exponent.startswith("-") else Decimal(QUANTITY_MAX + 1)
+    # Exact, and never a float overflow (1e400 is just large).
+    return number.scaleb(int(exponent))
 
 
 def quantity_value(value: str) -> float:
     """The numeric value of a quantity (cores or bytes), for comparing requests and limits."""
-    match = _QUANTITY.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity")
-    number = float(match.group(1))
-    suffix = match.group(3) or ""
-    binary: dict[str, float] = {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "Pi": 2**50,
-        "Ei": 2**60,
-    }
-    decimal: dict[str, float] = {
-        "m": 1e-3,
-        "": 1.0,
-        "k": 1e3,
-        "M": 1e6,
-        "G": 1e9,
-        "T": 1e12,
-        "P": 1e15,
-        "E": 1e18,
-    }
-    if suffix in binary:
-        return number * binary[suffix]
-    if suffix in decimal:
-        return number * decimal[suffix]
-    return number * 10.0 ** int(suffix[1:])
+    return float(_quantity_decimal(value))
 
 
 def check_dns_label(value: str) -> str:
     """A DNS-1123 label: namespaces and most object names."""
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid DNS-1123 label: use at most 63 lower-case letters, "
             "digits and '-', starting and ending with a letter or digit"
@@ -84,7 +118,7 @@ def check_dns_label(value: str) -> str:
 
 def check_volume_name(value: str) -> str:
     """A name that gitlab-runner also uses as a job pod volume name: a DNS-1123 label."""
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid DNS-1123 label, and gitlab-runner uses it as a job pod "
             "volume name, which must be one (the API server would refuse every job pod): use "
@@ -96,7 +130,7 @@ def check_volume_name(value: str) -> str:
 
 def check_dns_subdomain(value: str) -> str:
     """A DNS-1123 subdomain: Secret, PVC and ServiceAccount names."""
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid Kubernetes object name: use lower-case letters, digits, "
             "'-' and '.', starting and ending with a letter or digit"
@@ -107,9 +141,9 @@ def check_dns_subdomain(value: str) -> str:
 def check_label_key(key: str) -> str:
     """A label or annotation key: ``[prefix/]name``."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
         raise ValueError(f"{key!r} has an invalid prefix: it must be a DNS subdomain")
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         raise ValueError(
             f"{key!r} is not a valid key: the name part must be 1-63 letters, digits, "
             "'-', '_' or '.', starting and ending with a letter or digit"
@@ -119,7 +153,7 @@ def check_label_key(key: str) -> str:
 
 def check_label_value(value: str) -> str:
     """A label value: at most 63 characters of letters, digits, ``-_.``."""
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
@@ -127,10 +161,20 @@ def check_label_value(value: str) -> str:
     return value
 
 
+def check_image_repository(value: str) -> str:
+    """An image repository without tag or digest, e.g. ``registry.example.com/mirror/runner``."""
+    if len(value) > IMAGE_MAX or not _IMAGE_REPOSITORY.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an image repository (expected [registry[:port]/]path in "
+            "lower case, no spaces, no tag)"
+        )
+    return value
+
+
 def check_image(value: str) -> str:
     """A pinned container image reference: a tag other than ``latest``, or a digest."""
-    match = _IMAGE.match(value)
-    if not match:
+    match = _IMAGE.fullmatch(value)
+    if not match or len(match.group("name")) > IMAGE_MAX:
         raise ValueError(
             f"{value!r} is not a valid image reference "
             "(expected [registry/]name:tag or name@sha256:digest)"
@@ -145,7 +189,7 @@ def check_image(value: str) -> str:
 
 def check_semver(value: str) -> str:
     """``X.Y.Z`` with no leading ``v``."""
-    if not _SEMVER.match(value):
+    if not _SEMVER.fullmatch(value):
         raise ValueError(f"{value!r} is not a version of the form X.Y.Z (e.g. 18.11.4)")
     return value
 
@@ -164,7 +208,7 @@ def check_group_path(value: str) -> str:
         )
     for segment in value.split("/"):
         if (
-            not _GROUP_SEGMENT.match(segment)
+            not _GROUP_SEGMENT.fullmatch(segment)
             or segment.endswith((".git", ".atom", "."))
             or len(segment) > 255
         ):
@@ -177,23 +221,29 @@ def check_group_path(value: str) -> str:
 
 def check_env_name(value: str) -> str:
     """The name of an environment variable."""
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not an environment variable name (e.g. REGISTRY_PASSWORD)")
     return value
 
 
 def parse_duration(value: str) -> timedelta:
     """A duration such as ``7d``, ``36h``, ``1w2d`` or ``90m``."""
-    match = _DURATION.match(value.strip()) if value.strip() else None
+    match = _DURATION.fullmatch(value.strip()) if value.strip() else None
     if not match or not any(match.groupdict().values()):
         raise ValueError(f"{value!r} is not a duration (examples: 7d, 36h, 1w, 90m)")
     parts = {k: int(v) for k, v in match.groupdict().items() if v}
-    return timedelta(
-        weeks=parts.get("w", 0),
-        days=parts.get("d", 0),
-        hours=parts.get("h", 0),
-        minutes=parts.get("m", 0),
-    )
+    try:
+        return timedelta(
+            weeks=parts.get("w", 0),
+            days=parts.get("d", 0),
+            hours=parts.get("h", 0),
+            minutes=parts.get("m", 0),
+        )
+    except OverflowError:
+        raise ValueError(
+            f"{value!r} is longer than any duration this tool handles "
+            f"(at most {_DURATION_MAX.days} days): give a real one, e.g. 7d"
+        ) from None
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -208,27 +258,34 @@ _CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
 
 
 def _cron_number(token: str, low: int, high: int, names: dict[str, int], field: str) -> int:
-    number = names.get(token.lower()) if not token.isdigit() else int(token)
+    # ASCII digits only: GitLab's parser (fugit) reads Ruby's \d, which is ASCII.
+    number = int(token) if _ASCII_NUMBER.fullmatch(token) else names.get(token.lower())
     if number is None or not low <= number <= high:
         raise ValueError(f"{field} {token!r} is out of range {low}-{high}")
     return number
 
 
 def check_cron(value: str) -> str:
-    """A five-field cron expression as GitLab pipeline schedules accept it (e.g. ``0 3 * * *``)."""
-    fields = value.split()
-    if len(fields) != 5:
+    """A five-field cron expression that GitLab's pipeline schedules accept (``0 3 * * *``).
+
+    GitLab parses ``"<cron> <timezone>"`` with fugit (Gitlab::Ci::CronParser): fields are
+    separated by ASCII spaces or tabs, numbers are ASCII digits, a step has one or two
+    digits. This check accepts a subset of that (no ``L``, ``#`` or seconds field), so
+    whatever passes here GitLab takes too.
+    """
+    fields = _CRON_SEPARATOR.split(value)
+    if len(fields) != 5 or not all(fields):
         raise ValueError(
-            f"{value!r} is not a cron expression: it needs 5 fields "
+            f"{value!r} is not a cron expression: it needs 5 fields separated by spaces "
             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
         )
     for text, (field, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
         for item in text.split(","):
-            base, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
+            base, slash, step = item.partition("/")
+            if slash and not (_CRON_STEP.fullmatch(step) and 1 <= int(step) <= high):
                 raise ValueError(
                     f"{value!r} is not a valid cron expression: {field} step {step!r} "
-                    "must be a positive number"
+                    f"must be a number from 1 to {high}"
                 )
             if base == "*":
                 continue
@@ -240,3 +297,23 @@ def check_cron(value: str) -> str:
             except ValueError as exc:
                 raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
     return value
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name, as GitLab's schedules take it (``UTC``, ``Asia/Shanghai``).
+
+    GitLab hands ``"<cron> <timezone>"`` to fugit, whose grammar takes a zone name of the
+    form ``Area[/Location[/Sub]]`` (letters, digits and ``_``); the name must also be in the
+    time zone database. Rails' own names ("Beijing") are left out: write the IANA name.
+    """
+    if not _TIMEZONE.fullmatch(value) or value not in _zone_names():
+        raise ValueError(
+            f"{value!r} is not an IANA time zone name GitLab schedules accept: "
+            "write one like UTC, Europe/Berlin or Asia/Shanghai"
+        )
+    return value
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
