@@ -45,7 +45,7 @@ def settings_options(func: F) -> F:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return verbosity_options(func)
 
 
 def _load(params: dict[str, Any]) -> Any:
@@ -57,7 +57,59 @@ def _load(params: dict[str, Any]) -> Any:
         "kubernetes.context": params.get("context"),
         "kubernetes.kubeconfig": params.get("kubeconfig"),
     }
-    return load_settings(params.get("config_file"), flags=flags)
+    loaded = load_settings(params.get("config_file"), flags=flags)
+    if _verbose():
+        from bootstrap.verbose import describe_sources
+
+        for line in describe_sources(loaded, params.get("config_file")):
+            click.echo(line, err=True)
+    return loaded
+
+
+BUG_REPORT = (
+    "this is a bug in bootstrap {version}, not something you did wrong: please report it "
+    "with the output of the same command rerun with --debug (tokens are redacted there)"
+)
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``-v``/``--debug`` before or after the command name: both land in the root context."""
+    if value:
+        root = ctx.find_root()
+        root.meta[f"bootstrap.{param.name}"] = True
+        if param.name == "debug":
+            root.meta["bootstrap.verbose"] = True
+            from bootstrap.verbose import log_http
+
+            log_http()
+
+
+_VERBOSITY = (
+    (
+        ("--verbose", "-v"),
+        "Say which settings file, GitLab and kubeconfig are used, and where each came from.",
+    ),
+    (("--debug",), "Like -v, plus every HTTP request and, on a bug, the traceback (redacted)."),
+)
+
+
+def verbosity_options(func: F) -> F:
+    """``-v/--verbose`` and ``--debug``, taken by the root group and by every command."""
+    for names, text in reversed(_VERBOSITY):
+        func = click.option(
+            *names,
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_verbosity,
+            help=text,
+        )(func)
+    return func
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().meta.get("bootstrap.verbose"))
 
 
 class _Group(click.Group):
@@ -79,6 +131,17 @@ class _Group(click.Group):
             click.echo(f"\nerror: interrupted ({name}); stopped", err=True)
             click.echo(INTERRUPTED_HINT, err=True)
             ctx.exit(Terminated.exit_code if isinstance(exc, Terminated) else 130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception:
+            # The last resort: anything else is a bug. One line, and the traceback (redacted)
+            # only when asked for: it may quote settings, never meant for a terminal log.
+            from bootstrap.verbose import redacted_traceback
+
+            if ctx.meta.get("bootstrap.debug"):
+                click.echo(redacted_traceback(), err=True, nl=False)
+            click.echo("error: " + BUG_REPORT.format(version=__version__), err=True)
+            ctx.exit(1)
 
 
 @click.group(
@@ -87,6 +150,7 @@ class _Group(click.Group):
     epilog=EPILOG_EXIT_CODES,
 )
 @click.version_option(__version__, "--version", "-V", prog_name="bootstrap")
+@verbosity_options
 def cli() -> None:
     """Give a GitLab group its own autoscaling runner on serverless Kubernetes.
 

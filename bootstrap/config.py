@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -114,11 +115,33 @@ class GitLabSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        # Checked first: the other messages quote the URL, which must not show a password.
+        if "@" in urlsplit(value).netloc or "@" in value.split("/", 1)[0]:
+            raise ValueError(
+                "holds credentials (user:password@): remove them from the URL, the token "
+                "goes in GITLAB_TOKEN"
+            )
+        if any(c.isspace() for c in value):
+            raise ValueError(
+                f"{value!r} contains a space: write it like https://gitlab.example.com"
+            )
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
                 f"{value!r} is not a URL with a scheme: write it like https://gitlab.example.com"
             )
+        if not parts.hostname:
+            raise ValueError(
+                f"{value!r} has no host name: write it like https://gitlab.example.com"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0 or (port is None and parts.netloc.endswith(":")):
+            raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+        if not all(c.isalnum() or c in "-._:[]" for c in parts.hostname):
+            raise ValueError(f"{value!r}: {parts.hostname!r} is not a valid host name")
         if parts.query or parts.fragment:
             raise ValueError(f"{value!r} must not have a query or fragment")
         if parts.path.rstrip("/").endswith("/api/v4"):
@@ -676,6 +699,13 @@ class Settings(_Section):
     git_ssh: GitSshSettings = Field(default_factory=GitSshSettings)
     templates: TemplatesSettings = Field(default_factory=TemplatesSettings)
     rotation: RotationSettings = Field(default_factory=RotationSettings)
+    # Where each key given explicitly came from ("--kubeconfig", "$KUBECONFIG_VAR",
+    # "kubernetes.kubeconfig in ./bootstrap.toml"), for messages; not a setting.
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def origin(self, key: str) -> str:
+        """Where the dotted ``key`` was set, as a message names it (the key by default)."""
+        return self._origins.get(key, key)
 
     @model_validator(mode="after")
     def _cross(self) -> Settings:
@@ -870,6 +900,8 @@ def _set(tree: dict[str, Any], path: tuple[str, ...], value: object) -> None:
 def _default_of(path: tuple[str, ...]) -> object:
     model: type[BaseModel] = Settings
     for part in path[:-1]:
+        if part not in model.model_fields:
+            return None  # an unknown section: validation reports it, naming the variable
         annotation = model.model_fields[part].annotation
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
@@ -923,14 +955,20 @@ def _format_errors(exc: ValidationError, sources: Mapping[str, str]) -> list[str
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "(settings)"
-        source = sources.get(key)
+        # An unknown section is reported at the section; the variable set a key inside it.
+        source = sources.get(key) or next(
+            (origin for dotted, origin in sources.items() if dotted.startswith(f"{key}.")), None
+        )
         where = f"{key} ({source})" if source else key
         kind = err["type"]
         if kind == "extra_forbidden":
             if key in _FORBIDDEN_KEYS:
                 messages.append(f"{key}: {_FORBIDDEN_KEYS[key]}")
             else:
-                messages.append(f"{where}: {_suggest(str(loc[-1]), _fields_at(loc[:-1]))}")
+                unknown = f"{where}: {_suggest(str(loc[-1]), _fields_at(loc[:-1]))}"
+                if source and source.startswith("$"):
+                    unknown += f" (unset {source[1:]} or correct its name)"
+                messages.append(unknown)
             continue
         msg = err["msg"].removeprefix("Value error, ")
         if msg.startswith(f"{key}.") or msg.startswith(f"{key} "):
@@ -972,6 +1010,12 @@ def load_settings(
     env = os.environ if environ is None else environ
     path = find_config_file(config_file, env)
     tree: dict[str, Any] = _read_file(path) if path else {}
+    origins = {
+        f"{section}.{key}": f"{section}.{key} in {path}"
+        for section, keys in tree.items()
+        if isinstance(keys, dict)
+        for key in keys
+    }
     sources: dict[str, str] = {}
     for path_parts, (value, origin) in _env_overrides(env).items():
         _set(tree, path_parts, value)
@@ -983,6 +1027,7 @@ def load_settings(
         settings = Settings.model_validate(tree)
     except ValidationError as exc:
         raise ConfigErrors(_format_errors(exc, sources)) from None
+    settings._origins = {**origins, **sources}
     return Loaded(settings=settings, config_file=path, sources=sources)
 
 

@@ -15,6 +15,10 @@ TOKEN_HINT = (
     "export GITLAB_TOKEN=glpat-..."
 )
 
+# The shortest GitLab token: a legacy personal access token (20 characters); glpat- tokens
+# and the newer routable ones are longer, OAuth tokens are 64 hex digits.
+MIN_TOKEN_LENGTH = 20
+
 
 def gitlab_token(environ: Mapping[str, str]) -> str:
     """``GITLAB_TOKEN``, refused when missing or malformed (a pasted newline, spaces)."""
@@ -30,6 +34,19 @@ def gitlab_token(environ: Mapping[str, str]) -> str:
         )
     if any(c.isspace() or not c.isprintable() for c in token):
         raise InvalidInput("GITLAB_TOKEN contains spaces or control characters", hint=TOKEN_HINT)
+    if not token.isascii():
+        # An HTTP header cannot carry it; a typographic dash or quote pasted from a page?
+        raise InvalidInput(
+            "GITLAB_TOKEN contains non-ASCII characters: GitLab tokens are ASCII letters, "
+            "digits, '-', '_' and '.'",
+            hint=TOKEN_HINT,
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise InvalidInput(
+            f"GITLAB_TOKEN is {len(token)} characters long: shorter than any GitLab token "
+            f"(at least {MIN_TOKEN_LENGTH})",
+            hint=TOKEN_HINT,
+        )
     if len(token) > 1024:
         raise InvalidInput("GITLAB_TOKEN is longer than any GitLab token", hint=TOKEN_HINT)
     return token

@@ -12,15 +12,15 @@ import builtins
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from bootstrap import __version__
 from bootstrap.calls import Calls
 from bootstrap.errors import InvalidInput, KubeError
+from bootstrap.kubeconfig import choose as kubeconfig_choice
 from bootstrap.render.names import FIELD_MANAGER
 
 IMAGE_CACHE_GROUP_VERSION = "eci.alibabacloud.com/v1"
@@ -89,6 +89,9 @@ class Kube:
         kubeconfig: kubeconfig file; default ``$KUBECONFIG`` or ``~/.kube/config``.
         context: context name; default the current context.
         timeout: seconds per request.
+        origins: where ``kubeconfig`` and ``context`` came from (``--kubeconfig``, a
+            settings key), for messages; see :func:`bootstrap.kubeconfig.choose`.
+        environ: where ``KUBECONFIG`` is read; default ``os.environ``.
         retries: attempts for an idempotent request.
     """
 
@@ -100,6 +103,8 @@ class Kube:
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
+        origins: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         from kubernetes import client, config
 
@@ -111,33 +116,42 @@ class Kube:
         self.write_guard: Callable[[], None] | None = None
         self._rules: dict[str, tuple[builtins.list[dict[str, Any]], bool]] = {}
         configuration = client.Configuration()
-        config_file = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
-        default_file = Path("~/.kube/config").expanduser()
+        choice = kubeconfig_choice(
+            kubeconfig,
+            context,
+            environ=os.environ if environ is None else environ,
+            origins=origins,
+        )
         try:
-            if config_file or default_file.is_file():
-                path = config_file or str(default_file)
-                if not Path(path).is_file():
-                    raise InvalidInput(f"--kubeconfig {path}: no such file")
-                contexts, active = config.list_kube_config_contexts(config_file=path)
-                names = [c["name"] for c in contexts]
-                if context and context not in names:
-                    raise InvalidInput(
-                        f"--context {context}: not in {path}; contexts there: "
-                        + (", ".join(names) or "none")
-                    )
-                self.context_name = context or (active or {}).get("name", "default")
+            if choice is not None:
+                self.context_name = choice.context
                 config.load_kube_config(
-                    config_file=path, context=context, client_configuration=configuration
+                    config_file=choice.config_file,
+                    context=choice.context,
+                    client_configuration=configuration,
                 )
-            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            elif (os.environ if environ is None else environ).get("KUBERNETES_SERVICE_HOST"):
                 config.load_incluster_config(client_configuration=configuration)
                 self.context_name = "in-cluster"
             else:
                 raise InvalidInput(
-                    "no Kubernetes credentials: set KUBECONFIG or --kubeconfig, or run in a pod"
+                    "no Kubernetes credentials: no KUBECONFIG, no ~/.kube/config and not in a pod",
+                    hint="export KUBECONFIG=<file>, or pass --kubeconfig FILE (and --context)",
                 )
         except config.ConfigException as exc:
-            raise InvalidInput(f"kubeconfig: {exc}") from None
+            where = f"{choice.source}: context {choice.context}" if choice else "in-cluster config"
+            raise InvalidInput(
+                f"{where}: {exc}",
+                hint="fix the kubeconfig: kubectl config view shows what kubectl reads",
+            ) from None
+        except (ValueError, TypeError, KeyError) as exc:
+            # Malformed entries (bad base64 in certificate-authority-data, a user that is
+            # not a mapping) that the client does not check itself.
+            where = f"{choice.source}: context {choice.context}" if choice else "in-cluster config"
+            raise InvalidInput(
+                f"{where}: the kubeconfig entry is malformed ({exc})",
+                hint="fix the kubeconfig: kubectl config view shows what kubectl reads",
+            ) from None
         self.host = configuration.host
         configuration.retries = False
         self._api = client.ApiClient(configuration)

@@ -99,6 +99,10 @@ def open_kube(
         kubeconfig=settings.kubernetes.kubeconfig or None,
         context=settings.kubernetes.context or None,
         timeout=settings.kubernetes.request_timeout,
+        origins={
+            "kubeconfig": settings.origin("kubernetes.kubeconfig"),
+            "context": settings.origin("kubernetes.context"),
+        },
     )
     if not settings.kubernetes.cluster_name:
         # The cluster's name in the runner marker and system id: the context, as kubectl shows.

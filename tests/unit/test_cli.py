@@ -126,3 +126,50 @@ def test_schema_command_prints_the_json_schema() -> None:
     assert schema["title"] == "bootstrap.toml"
     assert "gitlab" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def _bug(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("boom near glpat-leaked-token-0123456789")
+
+
+def test_an_unexpected_exception_is_one_line_saying_it_is_a_bug(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bootstrap.render
+
+    monkeypatch.setattr(bootstrap.render, "render", _bug)
+    result = run_cli(["render", "--group", "g"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "RuntimeError" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "a bug in bootstrap" in line
+    assert "--debug" in line
+
+
+def test_debug_shows_the_traceback_of_a_bug_redacted(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bootstrap.render
+
+    monkeypatch.setattr(bootstrap.render, "render", _bug)
+    result = run_cli(["render", "--group", "g", "--debug"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert "RuntimeError: boom" in result.stderr
+    assert "glpat-leaked-token-0123456789" not in result.output
+
+
+def test_verbose_says_which_settings_file_and_where_each_value_came_from(workdir: Path) -> None:
+    (workdir / "bootstrap.toml").write_text('[kubernetes]\ncontext = "prod"\n')
+    result = run_cli(
+        ["-v", "render", "--group", "g"], env={"GITLAB_URL": "https://gitlab.example.com"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "settings file: bootstrap.toml (from ./bootstrap.toml" in result.stderr
+    assert "GitLab: https://gitlab.example.com (from $GITLAB_URL)" in result.stderr
+    assert "context: prod (from kubernetes.context in bootstrap.toml)" in result.stderr
+    after = run_cli(["render", "--group", "g", "--verbose", "--config", "bootstrap.toml"])
+    assert "settings file: bootstrap.toml (from --config)" in after.stderr
+    quiet = run_cli(["render", "--group", "g"])
+    assert "settings file:" not in quiet.stderr

@@ -1,0 +1,132 @@
+"""The bad-environment table: every command × every malformed environment.
+
+Each cell runs one command (against the fakes, so a command the case does not concern runs
+for real and must succeed) with one broken piece of its environment — GITLAB_URL, the
+kubeconfig, a BOOTSTRAP_ variable, GITLAB_TOKEN — and asserts what a user sees: the exit code
+of the contract, exactly one ``error:`` line that names the source and the fix, no
+traceback, no Python class name, and no secret.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXTRA_SECRETS, run_cli
+from tests.e2e.conftest import Target
+from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN
+
+#: Each command as a user runs it, with the flags that make it run unattended.
+COMMANDS: dict[str, list[str]] = {
+    "render": ["render", "--group", GROUP],
+    "schema": ["schema"],
+    "doctor": ["doctor", "--group", GROUP],
+    "install --dry-run": ["install", "--group", GROUP, "--dry-run"],
+    "install": ["install", "--group", GROUP, "--no-wait"],
+    "status": ["status", "--group", GROUP],
+    "rotate": ["rotate", "--group", GROUP, "--dry-run"],
+    "uninstall": ["uninstall", "--group", GROUP, "--yes", "--dry-run"],
+    "templates publish": ["templates", "publish", "--group", GROUP, "--dry-run"],
+}
+#: Commands that read the settings (all but schema), those that need GITLAB_TOKEN, and
+#: those that read the kubeconfig.
+SETTINGS = set(COMMANDS) - {"schema"}
+TOKEN = SETTINGS - {"render"}
+CLUSTER = TOKEN - {"templates publish"}
+
+PASSWORD = "hunter2-s3cret-pass"  # made up: it must not be echoed
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    env: dict[str, str]
+    commands: set[str]  # the commands that must refuse it (exit ``code``); others exit 0
+    source: str  # what the error names: the variable, flag or file
+    fix: str  # a fragment of the fix the error gives
+    code: int = 2
+    files: dict[str, str] = field(default_factory=dict)  # name -> content, in the workdir
+
+
+NOT_YAML = "apiVersion: v1\nclusters: [\n  - name: a\n    cluster: {server: x\n"
+A_LIST = "- name: prod\n- name: staging\n"
+GHOST_CONTEXT = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: real, context: {cluster: c, user: u}}]
+current-context: ghost
+"""
+
+CASES = [
+    Case("url-port-out-of-range", {"GITLAB_URL": "http://127.0.0.1:99999"}, SETTINGS,
+         "GITLAB_URL", "1 to 65535"),
+    Case("url-with-a-space", {"GITLAB_URL": "http://exa mple.com"}, SETTINGS,
+         "GITLAB_URL", "write it like https://"),
+    Case("url-without-host", {"GITLAB_URL": "http://:80"}, SETTINGS,
+         "GITLAB_URL", "write it like https://"),
+    Case("url-without-scheme", {"GITLAB_URL": "gitlab.example.com"}, SETTINGS,
+         "GITLAB_URL", "write it like https://"),
+    Case("url-with-credentials", {"GITLAB_URL": f"https://root:{PASSWORD}@gitlab.example.com"},
+         SETTINGS, "GITLAB_URL", "remove them"),
+    Case("unknown-bootstrap-section", {"BOOTSTRAP_NOPE__KEY": "1"}, SETTINGS,
+         "BOOTSTRAP_NOPE__KEY", "unset BOOTSTRAP_NOPE__KEY"),
+    Case("kubeconfig-not-yaml", {"KUBECONFIG": "{work}/bad"}, CLUSTER,
+         "KUBECONFIG", "fix the file", files={"bad": NOT_YAML}),
+    Case("kubeconfig-a-yaml-list", {"KUBECONFIG": "{work}/list"}, CLUSTER,
+         "KUBECONFIG", "point it at a kubeconfig", files={"list": A_LIST}),
+    Case("kubeconfig-missing-file", {"KUBECONFIG": "{work}/nonexistent"}, CLUSTER,
+         "KUBECONFIG", "export KUBECONFIG="),
+    Case("kubeconfig-missing-context", {"KUBECONFIG": "{work}/ghost"}, CLUSTER,
+         "KUBECONFIG", "--context NAME", files={"ghost": GHOST_CONTEXT}),
+    Case("token-too-short", {"GITLAB_TOKEN": "x"}, TOKEN, "GITLAB_TOKEN", "export GITLAB_TOKEN="),
+    Case("token-not-ascii", {"GITLAB_TOKEN": "glpat-\u2013paste\u2013d-0123456789abc"}, TOKEN,
+         "GITLAB_TOKEN", "export GITLAB_TOKEN="),
+    Case("token-with-whitespace", {"GITLAB_TOKEN": "glpat-owner-api-token-0123456\n"}, TOKEN,
+         "GITLAB_TOKEN", "strip it"),
+]  # fmt: skip
+
+#: A Python class name (NewConnectionError, ScannerError, KeyError...) in front of a user.
+CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
+
+
+def _error_text(stderr: str) -> str:
+    """From the ``error:`` line to the end: the message, its indented details and the hint."""
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+    assert len(starts) == 1, f"expected one error line, got {len(starts)}:\n{stderr}"
+    return "\n".join(lines[starts[0] :])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_each_command_refuses_a_bad_environment_with_one_clear_line(
+    case: Case, target: Target
+) -> None:
+    EXTRA_SECRETS.append(PASSWORD)
+    work: Path = target.workdir
+    for name, content in case.files.items():
+        (work / name).write_text(content)
+    env = {
+        "GITLAB_URL": target.gitlab_url,
+        "GITLAB_TOKEN": OWNER_API_TOKEN,
+        "KUBECONFIG": str(target.kube.kubeconfig_path),
+        "HOME": str(work),
+    }
+    env.update({k: v.replace("{work}", str(work)) for k, v in case.env.items()})
+    for command, args in COMMANDS.items():
+        result = run_cli(args, env=env, cwd=work)
+        target.outputs.append(result.output)
+        where = f"{command} with {case.id}"
+        assert "Traceback" not in result.output, where
+        assert not CLASS_NAME.search(result.output), f"{where}: {result.output}"
+        assert PASSWORD not in result.output, where
+        if command not in case.commands:
+            assert result.exit_code == 0, f"{where}: {result.output}"
+            continue
+        assert result.exit_code == case.code, f"{where}: {result.output}"
+        error = _error_text(result.stderr)
+        assert case.source in error, f"{where}: the error does not name {case.source}: {error}"
+        assert case.fix in error, f"{where}: the error does not say the fix: {error}"
