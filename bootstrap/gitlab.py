@@ -759,12 +759,20 @@ class GitLab:
             idempotent=True,
         )
 
-    def set_schedule_variable(
-        self, project_id: int, schedule_id: int, key: str, value: str, *, exists: bool
-    ) -> None:
-        """Create or update a variable of a pipeline schedule."""
-        base = f"/projects/{project_id}/pipeline_schedules/{schedule_id}/variables"
-        self._set_variable("schedule variable", base, key, value, exists=exists)
+    def delete_schedule_variable(self, project_id: int, schedule_id: int, key: str) -> None:
+        """Delete a variable of a pipeline schedule (``admin_pipeline_schedule``: a
+        Maintainer may, also where pipeline variables are not allowed); gone is fine."""
+        path = f"/projects/{project_id}/pipeline_schedules/{schedule_id}/variables/{key}"
+        try:
+            self._call(
+                f"delete schedule variable {key}",
+                lambda: self._gl.http_delete(path),
+                write=True,
+                idempotent=True,
+            )
+        except GitLabError as exc:
+            if exc.status != 404:
+                raise
 
     def set_project_variable(self, project_id: int, key: str, value: str, *, exists: bool) -> None:
         """Create or update a plain (not masked, not protected) project CI/CD variable."""

@@ -320,7 +320,9 @@ def install(
         )
         result.warnings += [w for w in result.templates.warnings if w not in result.warnings]
     if schedule:
-        result.schedule = ensure_schedule(settings, ctx.gitlab, dry_run=dry_run, reporter=report)
+        result.schedule = ensure_schedule(
+            settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report
+        )
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)
     return result

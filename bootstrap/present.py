@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bootstrap import __version__
 from bootstrap.doctor import DoctorResult
 from bootstrap.install import InstallResult
+from bootstrap.ops import OpsResult
 from bootstrap.publish import PublishResult
 from bootstrap.rotate import RotateResult
 from bootstrap.schedule import ScheduleResult
@@ -35,6 +37,8 @@ def install_text(result: InstallResult, *, show_unchanged: bool = True) -> str:
     if result.templates is not None:
         lines.append(_templates_line(result.templates))
     if result.schedule is not None:
+        if result.schedule.ops is not None:
+            lines.append(_ops_line(result.schedule.ops, dry_run=result.dry_run))
         lines.append(_schedule_line(result.schedule, dry_run=result.dry_run))
     counts = result.counts()
     summary = (
@@ -64,9 +68,21 @@ def _templates_line(result: PublishResult) -> str:
     return f"Templates: {result.project}: " + ", ".join(parts)
 
 
+def _ops_line(result: OpsResult, *, dry_run: bool) -> str:
+    """What happened to the ops project: created, and its files committed."""
+    create, commit = ("would create", "would commit") if dry_run else ("created", "committed")
+    parts = [f"{create} the project (private)"] if result.project_created else []
+    files = len(result.created) + len(result.updated) + len(result.deleted)
+    what = f"the rotation pipeline and tool {__version__}"
+    if files:
+        sha = f" ({result.commit[:8]})" if result.commit else ""
+        parts.append(f"{commit} {what}: {files} files{sha}")
+    if not parts:
+        return f"Ops project: {result.project} holds {what}"
+    return f"Ops project: {result.project}: " + ", ".join(parts)
+
+
 def _schedule_line(result: ScheduleResult, *, dry_run: bool) -> str:
-    if result.action == "skipped":
-        return f"Schedule: none ({result.project} not found)"
     verb = {"created": "create", "updated": "update"}.get(result.action)
     if verb is None:
         return f"Schedule: {result.project} rotation schedule is up to date"

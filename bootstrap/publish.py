@@ -80,12 +80,13 @@ def blob_sha(text: str) -> str:
 
 
 def plan_files(
-    rendered: dict[str, str], tree: dict[str, str]
+    rendered: dict[str, str], tree: dict[str, str], owned: tuple[str, ...] = OWNED_DIRS
 ) -> tuple[list[str], list[str], list[str]]:
-    """(created, updated, deleted) paths between rendered files and a repository tree."""
+    """(created, updated, deleted) paths between rendered files and a repository tree; only
+    files under ``owned`` directories are deleted."""
     created = sorted(p for p in rendered if p not in tree)
     updated = sorted(p for p in rendered if p in tree and tree[p] != blob_sha(rendered[p]))
-    deleted = sorted(p for p in tree if p not in rendered and p.startswith(OWNED_DIRS))
+    deleted = sorted(p for p in tree if p not in rendered and p.startswith(owned))
     return created, updated, deleted
 
 
@@ -171,7 +172,8 @@ def publish(
         result.tag_created = target is None
         return result
     if result.changed:
-        head = gl.commit(project.id, branch, _message(result, tag), _actions(rendered, result))
+        actions = commit_actions(rendered, result.created, result.updated, result.deleted)
+        head = gl.commit(project.id, branch, _message(result, tag), actions)
         result.commit = head
         report.info(f"Committed {_count(result)} to {path}@{branch} ({head[:8]})")
     # After the first commit (older GitLab versions want a README first), before the tag.
@@ -261,12 +263,15 @@ def _message(result: PublishResult, tag: str) -> str:
     return f"CI templates {tag}: {_count(result)}\n\nPublished by gitlab-eci-bootstrap."
 
 
-def _actions(rendered: dict[str, str], result: PublishResult) -> list[dict[str, Any]]:
+def commit_actions(
+    rendered: dict[str, str], created: list[str], updated: list[str], deleted: list[str]
+) -> list[dict[str, Any]]:
+    """The commit API's actions that bring a repository to ``rendered``."""
     actions: list[dict[str, Any]] = []
-    for path in result.created:
+    for path in created:
         actions.append({"action": "create", "file_path": path, "content": rendered[path]})
-    for path in result.updated:
+    for path in updated:
         actions.append({"action": "update", "file_path": path, "content": rendered[path]})
-    for path in result.deleted:
+    for path in deleted:
         actions.append({"action": "delete", "file_path": path})
     return actions

@@ -1,13 +1,14 @@
 """The scheduled rotation: a pipeline schedule on the ops project, created or updated in place.
 
-The ops project (``rotation.project``, default ``<group>/gitlab-eci-bootstrap``) holds a
-copy of this repository: its ``.gitlab-ci.yml`` has the job that runs
-``bootstrap rotate --if-expiring-within …`` on the schedule, inside the cluster as the
-ServiceAccount ``gitlab-runner-rotator``, and the cache-gc component. The schedule is found
-again by its description, so a second ``install`` updates it instead of adding another; its
-variables name the task, the group and the namespace. The project's CI/CD variables
-``BOOTSTRAP_TEMPLATES_PROJECT`` and ``BOOTSTRAP_TEMPLATES_VERSION`` tell that pipeline where
-the cache-gc component lives.
+The ops project (see :mod:`bootstrap.ops`) holds the rotation job and the tool itself;
+``install`` creates it. The schedule is found again by its description, so a second
+``install`` updates it instead of adding another. It carries no variables: the job's
+settings are in the committed ``.gitlab-ci.yml`` (GitLab.com's "pipeline variables: no one
+allowed" refuses schedule variables with 403, even to an Owner). A scheduled pipeline runs
+as the schedule's owner, so install takes the schedule over when someone else owns it or
+its owner's account is gone (a schedule without an owner creates no pipeline). The project's
+CI/CD variables ``BOOTSTRAP_TEMPLATES_PROJECT`` and ``BOOTSTRAP_TEMPLATES_VERSION`` tell that
+pipeline where the cache-gc component lives.
 
 The GitLab token the job uses is the ops project's masked, protected CI/CD variable
 ``GITLAB_TOKEN``; this module only checks that it is there and says how to set it.
@@ -21,21 +22,30 @@ from typing import Any
 from bootstrap.config import Settings
 from bootstrap.errors import GitLabError
 from bootstrap.gitlab import GitLab, Schedule
+from bootstrap.ops import OpsResult, ensure_ops_project, ops_project
 from bootstrap.report import QuietReporter, Reporter
 
-DEFAULT_OPS_PROJECT = "gitlab-eci-bootstrap"
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
+#: Schedule variables that earlier versions set; they would override the committed file.
+STALE_VARIABLES = (
+    "BOOTSTRAP_TASK",
+    "BOOTSTRAP_GROUP",
+    "BOOTSTRAP_NAMESPACE",
+    "BOOTSTRAP_ROTATE_BEFORE",
+    "BOOTSTRAP_RUNNER_TAG",
+)
 
 
 @dataclass
 class ScheduleResult:
-    """What happened to the rotation schedule."""
+    """What happened to the rotation schedule and its ops project."""
 
     project: str
-    action: str  # created | updated | unchanged | skipped
+    action: str  # created | updated | unchanged
     schedule_id: int | None = None
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    ops: OpsResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,12 +54,8 @@ class ScheduleResult:
             "schedule_id": self.schedule_id,
             "changes": self.changes,
             "warnings": self.warnings,
+            "ops": self.ops.as_dict() if self.ops else None,
         }
-
-
-def ops_project(settings: Settings) -> str:
-    """The full path of the project that holds the schedule."""
-    return settings.rotation.project or f"{settings.gitlab.group}/{DEFAULT_OPS_PROJECT}"
 
 
 def description(settings: Settings) -> str:
@@ -60,79 +66,96 @@ def description(settings: Settings) -> str:
     )
 
 
-def schedule_variables(settings: Settings) -> dict[str, str]:
-    """The variables the scheduled pipeline reads (see this repository's .gitlab-ci.yml)."""
-    return {
-        "BOOTSTRAP_TASK": "rotate",
-        "BOOTSTRAP_GROUP": settings.gitlab.group,
-        "BOOTSTRAP_NAMESPACE": settings.kubernetes.namespace,
-        "BOOTSTRAP_ROTATE_BEFORE": settings.rotation.rotate_before,
-        # One of the runner's tags is enough for the job to land on it.
-        "BOOTSTRAP_RUNNER_TAG": settings.gitlab.tags[0] if settings.gitlab.tags else "",
-    }
-
-
 def ensure_schedule(
     settings: Settings,
     gitlab: GitLab,
+    group_id: int,
     *,
     dry_run: bool = False,
     reporter: Reporter | None = None,
 ) -> ScheduleResult:
-    """Create the rotation schedule, or update it in place; never a second one.
-
-    A missing ops project is not an error: the result says ``skipped`` and how to fix it.
-    """
+    """Create the ops project and the rotation schedule, or update them in place; never a
+    second schedule."""
     report = reporter or QuietReporter()
     path = ops_project(settings)
-    project = gitlab.project(path)
-    if project is None:
-        result = ScheduleResult(path, "skipped")
-        result.warnings.append(
-            f"no rotation schedule: project {path} does not exist. Push this repository "
-            "there (or set [rotation] project), then run install again, or pass --skip-schedule"
-        )
-        report.warn(result.warnings[-1])
-        return result
+    project, ops = ensure_ops_project(settings, gitlab, group_id, dry_run=dry_run, reporter=report)
     wanted: dict[str, Any] = {
         "description": description(settings),
-        "ref": project.default_branch or "main",
+        "ref": (project.default_branch if project else None) or "main",
         "cron": settings.rotation.cron,
         "cron_timezone": settings.rotation.timezone,
         "active": True,
     }
-    variables = schedule_variables(settings)
-    existing = next(
-        (s for s in gitlab.schedules(project.id) if s.description == wanted["description"]), None
+    if project is None:  # a dry run that would create the project
+        return ScheduleResult(path, "created", changes=sorted(wanted), ops=ops)
+    mine = sorted(
+        (s for s in gitlab.schedules(project.id) if s.description == wanted["description"]),
+        key=lambda s: (any(k in STALE_VARIABLES for k in s.variables), s.id),
     )
+    existing = mine[0] if mine else None
+    for extra in mine[1:]:  # left by a run that stopped while replacing one
+        if not dry_run:
+            gitlab.delete_schedule(project.id, extra.id)
+            report.info(f"Deleted the duplicate rotation schedule #{extra.id} in {path}")
     if existing is None:
-        result = ScheduleResult(path, "created", changes=sorted(wanted) + sorted(variables))
+        result = ScheduleResult(path, "created", changes=sorted(wanted), ops=ops)
         if not dry_run:
             created = gitlab.create_schedule(project.id, wanted)
             result.schedule_id = created.id
-            _set_variables(gitlab, project.id, created, variables)
             report.info(f"Created the rotation schedule in {path} ({settings.rotation.cron})")
     else:
-        changed = {k: v for k, v in wanted.items() if not _same(k, _live(existing, k), v)}
-        stale = sorted(k for k, v in variables.items() if existing.variables.get(k) != v)
-        result = ScheduleResult(
-            path,
-            "updated" if changed or stale else "unchanged",
-            schedule_id=existing.id,
-            changes=sorted(changed) + stale,
-        )
-        if not dry_run and (changed or stale):
-            # Only a schedule's owner may change it; take it over when someone else made it.
-            _user_id, username, _admin = gitlab.current_user()
-            if existing.owner and existing.owner != username:
-                gitlab.take_schedule_ownership(project.id, existing.id)
-                report.info(f"Took over the rotation schedule from {existing.owner}")
-            if changed:
-                gitlab.update_schedule(project.id, existing.id, changed)
-            _set_variables(gitlab, project.id, existing, {k: variables[k] for k in stale})
-            if changed or stale:
-                report.info(f"Updated the rotation schedule in {path}: {', '.join(result.changes)}")
+        result = _update(settings, gitlab, project.id, existing, wanted, dry_run, report)
+        result.ops = ops
     _check_project(settings, gitlab, project.id, result, dry_run=dry_run, reporter=report)
+    return result
+
+
+def _update(
+    settings: Settings,
+    gitlab: GitLab,
+    project_id: int,
+    existing: Schedule,
+    wanted: dict[str, Any],
+    dry_run: bool,
+    report: Reporter,
+) -> ScheduleResult:
+    """Bring an existing schedule in line: owner, attributes, no stale variables."""
+    path = ops_project(settings)
+    changed = {k: v for k, v in wanted.items() if not _same(k, _live(existing, k), v)}
+    stale = sorted(k for k in existing.variables if k in STALE_VARIABLES)
+    _user_id, username, _admin = gitlab.current_user()
+    # The pipeline runs as the schedule's owner; one without an owner runs nothing.
+    take_over = existing.owner != username
+    changes = sorted(changed) + [f"variable {k} (removed)" for k in stale]
+    if take_over:
+        changes.insert(0, "owner")
+    result = ScheduleResult(
+        path, "updated" if changes else "unchanged", schedule_id=existing.id, changes=changes
+    )
+    if dry_run or not changes:
+        return result
+    if take_over:
+        gitlab.take_schedule_ownership(project_id, existing.id)
+        report.info(f"Took over the rotation schedule from {existing.owner or 'a deleted user'}")
+    if changed:
+        gitlab.update_schedule(project_id, existing.id, changed)
+    try:
+        for key in stale:
+            gitlab.delete_schedule_variable(project_id, existing.id, key)
+    except GitLabError as exc:
+        if exc.status != 403:
+            raise
+        # Where pipeline variables are not allowed, their removal is refused too: replace
+        # the schedule (deleting one takes only admin_pipeline_schedule). Create first, so
+        # a failure in between leaves two (the next run keeps the clean one), never none.
+        created = gitlab.create_schedule(project_id, wanted)
+        gitlab.delete_schedule(project_id, existing.id)
+        result.schedule_id = created.id
+        report.info(
+            f"Replaced the rotation schedule #{existing.id} with #{created.id}: its variables "
+            "could not be removed (pipeline variables are not allowed in this project)"
+        )
+    report.info(f"Updated the rotation schedule in {path}: {', '.join(result.changes)}")
     return result
 
 
@@ -155,14 +178,6 @@ def _live(schedule: Schedule, key: str) -> Any:
         "cron_timezone": schedule.cron_timezone,
         "active": schedule.active,
     }[key]
-
-
-def _set_variables(
-    gitlab: GitLab, project_id: int, schedule: Schedule, values: dict[str, str]
-) -> None:
-    for key, value in values.items():
-        exists = key in schedule.variables
-        gitlab.set_schedule_variable(project_id, schedule.id, key, value, exists=exists)
 
 
 def _check_project(

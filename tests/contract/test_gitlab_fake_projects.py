@@ -1022,8 +1022,12 @@ def test_bootstrap_gitlab_methods(fake_gitlab: FakeGitLab) -> None:
             "active": True,
         },
     )
-    gl.set_schedule_variable(created.id, schedule.id, "BOOTSTRAP_TASK", "rotate", exists=False)
-    gl.set_schedule_variable(created.id, schedule.id, "BOOTSTRAP_TASK", "rotate2", exists=True)
+    client = gitlab.Gitlab(fake_gitlab.url, private_token=OWNER_API_TOKEN)
+    client.projects.get(created.id).pipelineschedules.get(schedule.id).variables.create(
+        {"key": "BOOTSTRAP_TASK", "value": "rotate"}  # as an earlier version of the tool did
+    )
+    gl.delete_schedule_variable(created.id, schedule.id, "BOOTSTRAP_TASK")
+    gl.delete_schedule_variable(created.id, schedule.id, "BOOTSTRAP_TASK")  # gone: fine
     gl.update_schedule(created.id, schedule.id, {"cron": "0 4 * * *"})
     assert gl.schedules(created.id) == [
         Schedule(
@@ -1033,7 +1037,7 @@ def test_bootstrap_gitlab_methods(fake_gitlab: FakeGitLab) -> None:
             "0 4 * * *",
             "UTC",
             True,
-            {"BOOTSTRAP_TASK": "rotate2"},
+            {},
             owner="owner",
         )
     ]
@@ -1049,6 +1053,7 @@ def test_bootstrap_gitlab_methods(fake_gitlab: FakeGitLab) -> None:
         404,  # branch_head() before the first commit
         404,  # tree() of the empty repository
         404,  # tag_target()
+        404,  # the second delete_schedule_variable()
         404,  # project_variable()
     ]
 

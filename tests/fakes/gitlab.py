@@ -627,6 +627,16 @@ class FakeGitLab(FakeServer):
         with self.lock:
             return self.projects_api.add_variable(full_path, key, value, **attrs)
 
+    def set_pipeline_variables_role(self, full_path: str | None, role: str) -> None:
+        """A project's "minimum role to use pipeline variables" (``no_one_allowed``,
+        ``developer``, ``maintainer``, ``owner``); ``None``: that of projects created from now
+        on (GitLab.com creates them with ``no_one_allowed``)."""
+        with self.lock:
+            if full_path is None:
+                self.projects_api.new_project_pipeline_variables_role = role
+            else:
+                self.projects_api.get(full_path).pipeline_variables_role = role
+
     def project(self, full_path: str) -> Project:
         """A deep copy of a project: ``files`` (branch -> path -> content), ``commits``,
         ``tags``, ``schedules``, ``variables``, ``catalog_resource``... (KeyError if none)."""

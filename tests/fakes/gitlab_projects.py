@@ -264,7 +264,8 @@ class PipelineSchedule:
     cron: str
     cron_timezone: str
     active: bool
-    owner_id: int
+    #: None: the owner's account is gone (GitLab nullifies ``owner_id`` when a user is deleted).
+    owner_id: int | None
     variables: dict[str, ScheduleVariable] = field(default_factory=dict)
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
@@ -537,6 +538,9 @@ class ProjectsApi:
         #: The instance's "Restricted visibility levels" (admin setting; GitLab.com restricts
         #: ``internal`` for new projects): non-admins may not create projects at these.
         self.restricted_visibility_levels: set[str] = set()
+        #: ``ci_pipeline_variables_minimum_override_role`` of new projects: GitLab.com creates
+        #: them with ``no_one_allowed`` (set this to model it); self-managed with developer.
+        self.new_project_pipeline_variables_role = "developer"
 
     # -- routes ----------------------------------------------------------------------
 
@@ -652,11 +656,12 @@ class ProjectsApi:
         cron: str = "0 3 * * *",
         cron_timezone: str = "UTC",
         active: bool = True,
-        owner: str = "owner",
+        owner: str | None = "owner",
         variables: dict[str, str] | None = None,
     ) -> PipelineSchedule:
-        """Seed a pipeline schedule owned by ``owner``; ``ref`` is stored as given (GitLab
-        stores the full ref, ``refs/heads/main``, also when it was given ``main``)."""
+        """Seed a pipeline schedule owned by ``owner`` (None: its owner's account is gone);
+        ``ref`` is stored as given (GitLab stores the full ref, ``refs/heads/main``, also
+        when it was given ``main``)."""
         project = self.get(full_path)
         schedule = PipelineSchedule(
             self.fake._next_id("pipeline_schedule"),
@@ -665,7 +670,7 @@ class ProjectsApi:
             cron,
             cron_timezone,
             active,
-            self.fake.user(owner).id,
+            self.fake.user(owner).id if owner is not None else None,
             {k: ScheduleVariable(k, v) for k, v in (variables or {}).items()},
         )
         project.schedules[schedule.id] = schedule
@@ -730,6 +735,7 @@ class ProjectsApi:
             description=description,
             visibility=visibility,
             creator_id=creator.id if creator else None,
+            pipeline_variables_role=self.new_project_pipeline_variables_role,
         )
         self.projects[project.id] = project
         return project
@@ -1700,7 +1706,11 @@ class ProjectsApi:
     def _delete_schedule_variable(self, call: Call) -> Response:
         project = self._project(call, DEVELOPER)
         schedule = self._schedule(call, project)
-        if not self._admin_schedule(call, project, schedule):
+        needed = PIPELINE_VARIABLE_ROLES[project.pipeline_variables_role]
+        # set_pipeline_variables on the project, then admin_pipeline_schedule (not the owner).
+        if self._role(call.user, project) < needed or not self._admin_schedule(
+            call, project, schedule
+        ):
             raise forbidden()
         variable = self._schedule_variable(call, schedule)
         del schedule.variables[variable.key]
