@@ -49,6 +49,7 @@ REQUIREMENTS = (
     "jinja2>=3.1",
     "pyyaml>=6.0",
     "tomli-w>=1.0",
+    "tzdata",
 )
 
 
