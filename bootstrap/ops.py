@@ -42,14 +42,14 @@ JOB_IMAGE = "python:3.11.11-slim-bookworm"
 #: The package's dependencies (pyproject.toml ``[project] dependencies``; a test keeps them
 #: equal), as ``tool/requirements.txt`` for the job's ``pip install -r``.
 REQUIREMENTS = (
-    "click>=8.1",
-    "pydantic>=2.6",
-    "python-gitlab>=4.4",
-    "kubernetes>=29",
-    "jinja2>=3.1",
-    "pyyaml>=6.0",
-    "tomli-w>=1.0",
-    "tzdata",
+    "click>=8.2,<9",
+    "pydantic>=2.13.5,<3",
+    "python-gitlab>=4.4,<9",
+    "kubernetes>=37,<38",
+    "jinja2>=3.1,<4",
+    "pyyaml>=6.0.3,<7",
+    "tomli-w>=1.0,<2",
+    "tzdata>=2020.1",
 )
 
 
