@@ -269,6 +269,13 @@ output_option = click.option(
 @click.option(
     "--skip-schedule", is_flag=True, help="Do not create or update the rotation schedule."
 )
+@click.option(
+    "--diff",
+    "show_content",
+    is_flag=True,
+    help="Also show every field of what is created (changes are always shown; secret "
+    "values never).",
+)
 @output_option
 def install(**params: Any) -> None:
     """Create the group runner in GitLab and deploy it to Kubernetes (idempotent).
@@ -283,14 +290,16 @@ def install(**params: Any) -> None:
     Examples:
       export GITLAB_URL=https://gitlab.example.com GITLAB_TOKEN=glpat-...
       bootstrap install --group mygroup --dry-run     # the plan, with diffs
+      bootstrap install --group mygroup --dry-run --diff   # and what is created
       bootstrap install --group mygroup               # do it, wait for the runner
       bootstrap install --config prod.toml --output json --no-wait
     """
     import os
 
     from bootstrap.config import require_group
+    from bootstrap.install import InstallResult
     from bootstrap.install import install as run_install
-    from bootstrap.present import install_text
+    from bootstrap.present import install_text, plan_text
     from bootstrap.report import ConsoleReporter
 
     loaded = _load(params)
@@ -298,6 +307,13 @@ def install(**params: Any) -> None:
     token = _gitlab_token()
     _print_cost(params["output"], loaded.settings)  # what the plan's job pods will bill as
     reporter = ConsoleReporter()
+    show_content = params["show_content"]
+
+    def print_plan(plan: InstallResult) -> None:
+        # The real run shows its plan before it acts, in the dry run's words.
+        if params["output"] == "text":
+            reporter.info(plan_text(plan, show_content=show_content).rstrip("\n"))
+
     try:
         result = run_install(
             loaded.settings,
@@ -309,10 +325,30 @@ def install(**params: Any) -> None:
             templates=not params["skip_templates"],
             schedule=not params["skip_schedule"],
             reporter=reporter,
+            on_plan=print_plan,
         )
     finally:
         reporter.close()
-    _show(params["output"], result, install_text)
+    args = _naming_args(params)
+    _show(
+        params["output"],
+        result,
+        lambda r: install_text(r, show_content=show_content, args=args),
+    )
+
+
+def _naming_args(params: dict[str, Any]) -> str:
+    """The flags given that name this installation, repeated in the next commands shown."""
+    import shlex
+
+    flags = (
+        ("config_file", "--config"),
+        ("group", "--group"),
+        ("namespace", "--namespace"),
+        ("context", "--context"),
+        ("kubeconfig", "--kubeconfig"),
+    )
+    return " ".join(f"{flag} {shlex.quote(params[k])}" for k, flag in flags if params.get(k))
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:

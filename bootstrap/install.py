@@ -27,7 +27,7 @@ Kubernetes applies are sent with ``dryRun=All``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -38,7 +38,7 @@ from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, New
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube
 from bootstrap.lock import LOCK_VERBS, Holder, locked, tell_waiting
-from bootstrap.plan import Change, decide, diff
+from bootstrap.plan import Action, Change, decide, diff
 from bootstrap.publish import PublishResult, publish
 from bootstrap.render import KubeObject
 from bootstrap.render import names as n
@@ -55,6 +55,7 @@ from bootstrap.workflow import (
     find_marked_runner,
     image_cache_supported,
     image_cache_wanted,
+    live_attributes,
     parallel,
     read_live,
     read_namespace,
@@ -83,6 +84,21 @@ class RunnerPlan:
     token: NewToken | None = None
     #: Our runner manager's last contact when the new token was issued (see wait_online).
     contact_before: str | None = None
+    #: The attributes the settings ask for (what a create sends).
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def previous(self) -> dict[str, Any]:
+        """The live values of the attributes in ``updates`` (old -> new in the plan)."""
+        live = live_attributes(self.runner) if self.runner else {}
+        return {k: live.get(k) for k in self.updates}
+
+    @property
+    def action_of_gitlab(self) -> Action:
+        """create / update / unchanged, counted in the plan's GitLab total."""
+        if self.action == "create":
+            return "create"
+        return "update" if self.action == "reset" or self.updates else "unchanged"
 
     @property
     def runner_id(self) -> int | None:
@@ -96,6 +112,8 @@ class RunnerPlan:
             "reason": self.reason,
             "id": self.runner_id,
             "updates": sorted(self.updates),
+            # old -> new per attribute (none of them is a secret).
+            "changes": {k: {"old": self.previous[k], "new": v} for k, v in self.updates.items()},
             "token_expires_at": self.token.expires_at
             if self.token
             else (self.runner.token_expires_at if self.runner else None),
@@ -115,12 +133,31 @@ class InstallResult:
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     templates: PublishResult | None = None
     schedule: ScheduleResult | None = None
+    #: The runner's page in GitLab (empty until the runner has an id).
+    runner_url: str = ""
 
     def counts(self) -> dict[str, int]:
-        counts = {"create": 0, "update": 0, "unchanged": 0}
-        for change in self.changes:
-            counts[change.action] = counts.get(change.action, 0) + 1
-        return counts
+        """create / update / unchanged of the Kubernetes objects."""
+        return _count(c.action for c in self.changes)
+
+    def gitlab_changes(self) -> dict[str, Action]:
+        """What happens in GitLab, per thing: the runner, the templates, the schedule."""
+        actions: dict[str, Action] = {"runner": self.runner.action_of_gitlab}
+        if self.templates is not None and not self.templates.refused:
+            t = self.templates
+            actions["templates"] = (
+                "create"
+                if t.project_created
+                else "update"
+                if t.changed or t.tag_created
+                else "unchanged"
+            )
+        if self.schedule is not None and self.schedule.action != "skipped":
+            actions["schedule"] = _SCHEDULE_ACTIONS.get(self.schedule.action, "unchanged")
+        return actions
+
+    def gitlab_counts(self) -> dict[str, int]:
+        return _count(self.gitlab_changes().values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,17 +165,35 @@ class InstallResult:
             "runner": self.runner.as_dict(),
             "objects": [c.as_dict() for c in self.changes],
             "summary": self.counts(),
+            "summary_by_system": {"gitlab": self.gitlab_counts(), "kubernetes": self.counts()},
             "rollout": self.rollout,
             "online": self.online,
             "warnings": self.warnings,
             "requests": self.requests,
             "templates": self.templates.as_dict() if self.templates else None,
             "schedule": self.schedule.as_dict() if self.schedule else None,
+            "runner_url": self.runner_url,
         }
+
+
+_SCHEDULE_ACTIONS: dict[str, Action] = {"created": "create", "updated": "update"}
+
+
+def _count(actions: Iterable[str]) -> dict[str, int]:
+    counts = {"create": 0, "update": 0, "unchanged": 0}
+    for action in actions:
+        counts[action] = counts.get(action, 0) + 1
+    return counts
 
 
 def plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
     """Decide create / reuse / reset, with reads only."""
+    plan = _plan_runner(ctx, stored)
+    plan.attributes = runner_attributes(ctx.settings)
+    return plan
+
+
+def _plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
     wanted = runner_attributes(ctx.settings)
     if stored.runner_id is not None:
         runner = ctx.gitlab.runner(stored.runner_id)
@@ -218,6 +273,7 @@ def install(
     templates: bool = True,
     schedule: bool = True,
     reporter: Reporter | None = None,
+    on_plan: Callable[[InstallResult], None] | None = None,
     gitlab_factory: Callable[..., GitLab] = GitLab,
     kube_factory: Callable[..., Kube] = Kube,
 ) -> InstallResult:
@@ -233,6 +289,8 @@ def install(
         templates: also publish the CI templates (``bootstrap templates publish``).
         schedule: also create or update the token rotation schedule.
         reporter: progress output.
+        on_plan: called with the plan of a real run just before it acts (the CLI prints
+            it with the dry run's words); not called when nothing is to change.
 
     Raises:
         InvalidInput, GitLabError, KubeError, WaitTimeout: mapped to exit codes by the CLI.
@@ -308,6 +366,8 @@ def install(
                 # from what is there now unless nothing the plan depended on changed.
                 if waited or not _still_current(ctx, planned):
                     planned = _plan(ctx, local, image_cache_ok, True, dry_run=False)
+                if on_plan is not None:
+                    on_plan(planned.result)
                 result = _execute(ctx, planned)
                 _wait(ctx, result, deadline, wait=wait)
         if created_namespace is not None:
@@ -316,7 +376,12 @@ def install(
             ]
     if templates:
         result.templates = publish(
-            settings, token=token, dry_run=dry_run, reporter=report, gitlab=ctx.gitlab
+            settings,
+            token=token,
+            dry_run=dry_run,
+            reporter=report,
+            gitlab=ctx.gitlab,
+            for_install=True,
         )
         result.warnings += [w for w in result.templates.warnings if w not in result.warnings]
     if schedule:
@@ -325,6 +390,8 @@ def install(
         )
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)
+    if result.runner.runner_id is not None:
+        result.runner_url = n.runner_page(settings, result.runner.runner_id)
     return result
 
 
@@ -476,7 +543,8 @@ def _change(obj: KubeObject, live: dict[str, Any] | None, runner_plan: RunnerPla
     action = decide(obj.body, live)
     if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET and runner_plan.action != "reuse":
         action = "create" if live is None else "update"
-    return Change(obj, action, diff(obj.body, live) if action == "update" else "")
+    # Creates carry their content too: the plan shows it on request (--diff).
+    return Change(obj, action, diff(obj.body, live) if action != "unchanged" else "")
 
 
 def _apply(ctx: Context, changes: list[Change], *, dry_run: bool, namespace_exists: bool) -> None:

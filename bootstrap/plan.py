@@ -13,14 +13,15 @@ config checksum — so a rotation does not make the next ``install`` rewrite the
 
 from __future__ import annotations
 
+import base64
 import copy
 import difflib
 import hashlib
 import json
+import re
+import tomllib
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import yaml
 
 from bootstrap.render import KubeObject
 from bootstrap.render.names import ANNOTATION_CHECKSUM, ANNOTATION_EXPIRES, ANNOTATION_RUNNER_ID
@@ -49,6 +50,8 @@ class Change:
             "name": self.obj.name,
             "namespace": self.obj.namespace,
             "action": self.action,
+            # Field changes, secrets as (sensitive): the same lines the text plan shows.
+            "diff": self.diff.splitlines(),
         }
 
 
@@ -114,28 +117,153 @@ def project(live: Any, shape: Any) -> Any:
     return live
 
 
-def redact_object(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy with every Secret value replaced by a short digest: diffs show that, not what."""
-    if body.get("kind") != "Secret":
-        return body
-    clean = copy.deepcopy(body)
-    for key in ("data", "stringData"):
-        if isinstance(clean.get(key), dict):
-            clean[key] = {
-                k: f"(redacted, sha256 {hashlib.sha256(str(v).encode()).hexdigest()[:12]})"
-                for k, v in clean[key].items()
-            }
-    return clean
+SENSITIVE = "(sensitive)"
+#: Keys whose values are secrets wherever they appear (config.toml's runner token, the
+#: S3/GCS/Azure cache keys, passwords), matched on the lower-cased last key of a path.
+_SENSITIVE_KEYS = frozenset(
+    {"token", "secret", "password", "passwd", "secretkey", "secret_key", "accesskey"}
+    | {"access_key", "privatekey", "private_key", "accountkey", "account_key", "sessiontoken"}
+)
+_SENSITIVE_SUFFIXES = ("_token", "-token", "password", "_secret")
+#: Token prefixes GitLab issues: a value starting with one is a secret whatever its key.
+_TOKEN_PREFIXES = ("glrt-", "glpat-", "gldt-", "glcbt-", "glptt-", "glft-", "glsoat-", "gloas-")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LAST_KEY = re.compile(r'(?:^|\.)([A-Za-z_][A-Za-z0-9_]*)$|\["((?:[^"\\]|\\.)*)"\]$')
+
+
+def is_sensitive(path: str, value: Any = None) -> bool:
+    """Whether the value at ``path`` is a secret (``(sensitive)`` in every diff)."""
+    match = _LAST_KEY.search(path)
+    low = (match.group(1) or match.group(2) if match else path).lower()
+    if low in _SENSITIVE_KEYS or low.endswith(_SENSITIVE_SUFFIXES):
+        return True
+    return isinstance(value, str) and value.startswith(_TOKEN_PREFIXES)
+
+
+def _key(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    text = str(key)
+    if _IDENTIFIER.fullmatch(text):
+        return f"{path}.{text}" if path else text
+    return f"{path}[{json.dumps(text)}]"
+
+
+def _show(value: Any, path: str) -> str:
+    if is_sensitive(path, value):
+        return SENSITIVE
+    if isinstance(value, list) and any(is_sensitive(path, v) for v in value):
+        return SENSITIVE
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """Every scalar (or scalar list) under ``value`` with its path."""
+    if isinstance(value, dict) and value:
+        return [leaf for k in sorted(value, key=str) for leaf in _leaves(value[k], _key(path, k))]
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, _key(path, i))]
+    return [(path, value)]
+
+
+def field_changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Terraform-like lines, one per changed field: ``~ a.b: 1 -> 2``, ``+ c: "x"``,
+    ``- d: true``; secret values (by key, or GitLab token prefix) as ``(sensitive)``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for k in sorted(set(old) | set(new), key=str):
+            sub = _key(path, k)
+            if k not in old:
+                lines += [f"+ {p}: {_show(v, p)}" for p, v in _leaves(new[k], sub)]
+            elif k not in new:
+                lines += [f"- {p}: {_show(v, p)}" for p, v in _leaves(old[k], sub)]
+            else:
+                lines += field_changes(old[k], new[k], sub)
+        return lines
+    nested = any(isinstance(v, dict | list) for v in (old if isinstance(old, list) else []))
+    nested |= any(isinstance(v, dict | list) for v in (new if isinstance(new, list) else []))
+    if isinstance(old, list) and isinstance(new, list) and nested:
+        lines = []
+        for i in range(max(len(old), len(new))):
+            sub = _key(path, i)
+            if i >= len(old):
+                lines += [f"+ {p}: {_show(v, p)}" for p, v in _leaves(new[i], sub)]
+            elif i >= len(new):
+                lines += [f"- {p}: {_show(v, p)}" for p, v in _leaves(old[i], sub)]
+            else:
+                lines += field_changes(old[i], new[i], sub)
+        return lines
+    if old == new:
+        return []
+    if isinstance(old, str) and isinstance(new, str) and "\n" in old + new:
+        if is_sensitive(path, old) or is_sensitive(path, new):
+            return [f"~ {path}: {SENSITIVE} -> {SENSITIVE}"]
+        body = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
+        return [f"~ {path}:"] + ["    " + line for line in list(body)[2:]]
+    return [f"~ {path}: {_show(old, path)} -> {_show(new, path)}"]
+
+
+def _secret_values(body: dict[str, Any]) -> dict[str, str | None]:
+    """A Secret's values decoded (None when not UTF-8 text)."""
+    values: dict[str, str | None] = {}
+    for key, value in (body.get("data") or {}).items():
+        try:
+            values[key] = base64.b64decode(str(value)).decode()
+        except (ValueError, UnicodeDecodeError):
+            values[key] = None
+    values.update({k: str(v) for k, v in (body.get("stringData") or {}).items()})
+    return values
+
+
+def _secret_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """A Secret's keys added, removed or changed; values ``(sensitive)``. A TOML value
+    (config.toml) is compared field by field, its secrets ``(sensitive)``."""
+    before, after = _secret_values(old), _secret_values(new)
+    lines = []
+    for key in sorted(set(before) | set(after)):
+        path = _key("data", key)
+        if key not in before:
+            lines.append(f"+ {path}: {SENSITIVE}")
+            if key.endswith(".toml"):
+                lines += ["    " + line for line in _toml_changes("", after[key]) or []]
+        elif key not in after:
+            lines.append(f"- {path}: {SENSITIVE}")
+        elif before[key] != after[key]:
+            fields = _toml_changes(before[key], after[key]) if key.endswith(".toml") else None
+            if fields is None:
+                lines.append(f"~ {path}: {SENSITIVE} -> {SENSITIVE}")
+            else:
+                lines.append(f"~ {path}:")
+                lines += ["    " + line for line in fields]
+    return lines
+
+
+def _toml_changes(old: str | None, new: str | None) -> list[str] | None:
+    """Field changes between two TOML texts; None when one does not parse."""
+    try:
+        before = tomllib.loads(old) if old else {}
+        after = tomllib.loads(new or "")
+    except tomllib.TOMLDecodeError:
+        return None
+    return field_changes(before, after) or ["(comments or formatting only)"]
 
 
 def diff(desired: dict[str, Any], live: dict[str, Any] | None) -> str:
-    """A unified diff of live -> desired for the fields we manage, secrets redacted."""
-    new = redact_object(_strip(desired))
-    old = redact_object(_strip(project(live, desired))) if live else {}
-    a = yaml.safe_dump(old, sort_keys=True).splitlines(keepends=True) if old else []
-    b = yaml.safe_dump(new, sort_keys=True).splitlines(keepends=True)
-    ref = f"{desired['kind']}/{desired['metadata']['name']}"
-    return "".join(difflib.unified_diff(a, b, f"live/{ref}", f"desired/{ref}", n=2))
+    """The fields we manage that differ between ``live`` and ``desired``, one per line
+    (every field, as ``+``, when ``live`` is None). Secret values never appear: a Secret
+    shows which keys changed, and its config.toml the changed fields, secrets redacted."""
+    new = _unnamed(_strip(desired))
+    old = _unnamed(_strip(project(live, desired))) if live else {}
+    if desired.get("kind") == "Secret":
+        rest = field_changes(
+            {k: v for k, v in old.items() if k not in ("data", "stringData")},
+            {k: v for k, v in new.items() if k not in ("data", "stringData")},
+        )
+        # Every key live counts: one we no longer send is removed by the apply.
+        lines = rest + _secret_changes(live or {}, new)
+    else:
+        lines = field_changes(old, new)
+    return "".join(line + "\n" for line in lines)
 
 
 def _strip(body: dict[str, Any]) -> dict[str, Any]:
@@ -148,4 +276,17 @@ def _strip(body: dict[str, Any]) -> dict[str, Any]:
     if not annotations:
         meta.pop("annotations", None)
     clean.pop("status", None)
+    return clean
+
+
+def _unnamed(body: dict[str, Any]) -> dict[str, Any]:
+    """Without what the object's ref already says (kind, name, namespace)."""
+    clean = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
+    meta = {
+        k: v for k, v in (clean.get("metadata") or {}).items() if k not in ("name", "namespace")
+    }
+    if meta:
+        clean["metadata"] = meta
+    else:
+        clean.pop("metadata", None)
     return clean

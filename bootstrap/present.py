@@ -18,47 +18,115 @@ from bootstrap.uninstall import UninstallResult
 _SIGN = {"create": "+", "update": "~", "unchanged": "=", "delete": "-"}
 
 
-def install_text(result: InstallResult, *, show_unchanged: bool = True) -> str:
-    """The plan (dry run) or the summary of what was done."""
+def install_text(result: InstallResult, *, show_content: bool = False, args: str = "") -> str:
+    """The plan (dry run), or what was done and how to use the runner.
+
+    Args:
+        show_content: also list every field of what is created (``--diff``).
+        args: the flags that name this installation (``--group G``…), for the next commands.
+    """
+    if result.dry_run:
+        return plan_text(result, show_content=show_content) + "Dry run: nothing was changed.\n"
+    return done_text(result, args=args)
+
+
+def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
+    """What install does, in GitLab and in Kubernetes, the changed fields old -> new.
+
+    The dry run prints it, and so does the real run before it acts (same words). Secret
+    values never appear: see :func:`bootstrap.plan.diff`.
+    """
     runner = result.runner
     lines = []
     rid = f" #{runner.runner_id}" if runner.runner_id is not None else ""
     verb = {"create": "create", "reuse": "keep", "reset": "reset the token of"}[runner.action]
     lines.append(f"GitLab: {verb} runner{rid} — {runner.reason}")
+    if runner.action == "create" and show_content:
+        lines.extend(f"      + {k}: {_value(v)}" for k, v in sorted(runner.attributes.items()))
     if runner.updates:
-        lines.append(f"GitLab: update runner{rid}: {', '.join(sorted(runner.updates))}")
-    lines.append("Kubernetes:")
-    for change in result.changes:
-        if change.action == "unchanged" and not show_unchanged:
-            continue
-        lines.append(f"  {_SIGN[change.action]} {change.ref:<48} {change.action}")
-        if change.diff:
-            lines.extend("      " + line for line in change.diff.rstrip("\n").splitlines())
+        lines.append(f"GitLab: update runner{rid}:")
+        previous = runner.previous
+        lines.extend(
+            f"      ~ {k}: {_value(previous[k])} -> {_value(v)}"
+            for k, v in sorted(runner.updates.items())
+        )
     if result.templates is not None:
         lines.append(_templates_line(result.templates))
     if result.schedule is not None:
         if result.schedule.ops is not None:
             lines.append(_ops_line(result.schedule.ops, dry_run=result.dry_run))
         lines.append(_schedule_line(result.schedule, dry_run=result.dry_run))
-    counts = result.counts()
-    summary = (
-        f"{counts['create']} to create, {counts['update']} to update, "
-        f"{counts['unchanged']} unchanged"
-    )
-    if result.dry_run:
-        lines.append(f"Plan: {summary}. Dry run: nothing was changed.")
-    else:
-        lines.append(
-            f"Done: {counts['create']} created, {counts['update']} updated, "
-            f"{counts['unchanged']} unchanged."
-        )
-        if result.rollout:
-            lines.append(result.rollout)
+    lines.append("Kubernetes:")
+    for change in result.changes:
+        lines.append(f"  {_SIGN[change.action]} {change.ref:<48} {change.action}")
+        if change.diff and (change.action == "update" or show_content):
+            lines.extend("      " + line for line in change.diff.rstrip("\n").splitlines())
+    lines.append(f"Plan: {_tally(result, done=False)}.")
     return "\n".join(lines) + "\n"
+
+
+def done_text(result: InstallResult, *, args: str = "") -> str:
+    """After a real run: the totals, then how to use the runner (the steps were printed as
+    they happened, so they are not repeated)."""
+    lines = [f"Done: {_tally(result, done=True)}."]
+    if result.templates is not None:
+        lines.append(_templates_line(result.templates))
+    if result.schedule is not None:
+        lines.append(_schedule_line(result.schedule, dry_run=False))
+    lines += ["", *next_steps(result, args=args)]
+    return "\n".join(lines) + "\n"
+
+
+def next_steps(result: InstallResult, *, args: str = "") -> list[str]:
+    """The runner's page, the lines a project pastes, and the commands that come next."""
+    runner = result.runner
+    state = {True: "online", False: "not online yet", None: "not waited for"}[result.online]
+    lines = [f"Runner #{runner.runner_id} ({state}): {result.runner_url}"]
+    tags = ", ".join(sorted(runner.attributes.get("tag_list") or []))
+    lines += ["", "Run a job on it: add to the job in .gitlab-ci.yml", f"  tags: [{tags}]"]
+    if result.templates is not None and result.templates.snippet:
+        project = result.templates.project
+        lines += ["", f"Use the CI templates ({project} {result.templates.tag}):"]
+        lines += ["  " + line if line else "" for line in result.templates.snippet.splitlines()]
+    suffix = f" {args}" if args else ""
+    lines += [
+        "",
+        "Next:",
+        f"  bootstrap status{suffix}              # health, drift, token expiry",
+        f"  bootstrap rotate{suffix} --dry-run    # what a token rotation would do",
+        f"  bootstrap uninstall{suffix} --dry-run # what uninstall would delete",
+    ]
+    return lines
+
+
+def _tally(result: InstallResult, *, done: bool) -> str:
+    """``3 to create, 1 to update, 8 unchanged (GitLab: …; Kubernetes: …)``."""
+    gitlab, kube = result.gitlab_counts(), result.counts()
+    words = (
+        {"create": "created", "update": "updated", "unchanged": "unchanged"}
+        if done
+        else {"create": "to create", "update": "to update", "unchanged": "unchanged"}
+    )
+
+    def part(counts: dict[str, int], *, all_three: bool) -> str:
+        shown = [k for k in ("create", "update", "unchanged") if all_three or counts[k]]
+        return ", ".join(f"{counts[k]} {words[k]}" for k in shown) or "nothing"
+
+    total = {k: gitlab[k] + kube[k] for k in gitlab}
+    return (
+        f"{part(total, all_three=True)} (GitLab: {part(gitlab, all_three=False)}; "
+        f"Kubernetes: {part(kube, all_three=False)})"
+    )
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _templates_line(result: PublishResult) -> str:
     would = "would " if result.dry_run else ""
+    if result.refused:
+        return f"Templates: {result.project}: refused: {result.refused}\n      fix: {result.fix}"
     if not result.changed and not result.tag_created:
         return f"Templates: {result.project} {result.tag} is up to date"
     files = len(result.created) + len(result.updated) + len(result.deleted)

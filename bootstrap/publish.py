@@ -53,6 +53,10 @@ class PublishResult:
     catalog: bool | None = None
     snippet: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: Why the plan cannot be carried out, and the fix (an install dry run reports a changed
+    #: release this way instead of stopping: the rest of the plan is still shown).
+    refused: str = ""
+    fix: str = ""
 
     @property
     def changed(self) -> bool:
@@ -70,6 +74,8 @@ class PublishResult:
             "catalog": self.catalog,
             "include_snippet": self.snippet,
             "warnings": self.warnings,
+            "refused": self.refused or None,
+            "fix": self.fix or None,
         }
 
 
@@ -111,6 +117,18 @@ def include_snippet(settings: Settings, project_path: str, version: str) -> str:
     )
 
 
+def _new_version_fix(version: str, *, for_install: bool) -> str:
+    """How to publish the changed templates as a new version (the next patch release)."""
+    major, minor, patch = ([*version.split("-", 1)[0].split("."), "0", "0"])[:3]
+    following = f"{major}.{minor}.{int(patch) + 1 if patch.isdigit() else patch}"
+    if for_install:
+        return (
+            f'publish a new version: set [templates] version = "{following}" in bootstrap.toml '
+            f"(or BOOTSTRAP_TEMPLATES__VERSION={following}), or pass --skip-templates"
+        )
+    return f"publish a new version: --version {following} (or [templates] version)"
+
+
 def publish(
     settings: Settings,
     *,
@@ -120,8 +138,14 @@ def publish(
     dry_run: bool = False,
     reporter: Reporter | None = None,
     gitlab: GitLab | None = None,
+    for_install: bool = False,
 ) -> PublishResult:
     """Publish the rendered CI templates into the group, versioned.
+
+    Args:
+        for_install: called by ``install``: its fixes name install's settings (it has no
+            ``--version``), and a dry run reports a changed release in the result
+            (``refused``, ``fix``) rather than raising.
 
     Raises:
         InvalidInput: the group is unknown, or the content changed under a released version.
@@ -163,11 +187,15 @@ def publish(
     result.created, result.updated, result.deleted = plan_files(rendered, tree)
     target = gl.tag_target(project.id, tag)
     if result.changed and target is not None:
-        raise InvalidInput(
-            f"the templates changed, but {tag} is already released at commit {target[:8]} "
-            f"of {path}",
-            hint="publish a new version: --version X.Y.Z (or [templates] version)",
+        problem = (
+            f"the templates changed, but {tag} is already released at commit {target[:8]} of {path}"
         )
+        fix = _new_version_fix(templates.version, for_install=for_install)
+        if dry_run and for_install:
+            result.refused, result.fix = problem, fix
+            result.warnings.append(f"{problem}: {fix}")
+            return result
+        raise InvalidInput(problem, hint=fix)
     if dry_run:
         result.tag_created = target is None
         return result

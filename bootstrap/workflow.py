@@ -264,9 +264,9 @@ def runner_attributes(settings: Settings) -> dict[str, Any]:
     return attributes
 
 
-def runner_drift(runner: Runner, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The attributes whose live value differs from what we want."""
-    live = {
+def live_attributes(runner: Runner) -> dict[str, Any]:
+    """The runner's attributes in GitLab now, under the names :func:`runner_attributes` uses."""
+    return {
         "description": runner.description,
         "tag_list": sorted(runner.tag_list),
         "run_untagged": runner.run_untagged,
@@ -276,6 +276,11 @@ def runner_drift(runner: Runner, wanted: dict[str, Any]) -> dict[str, Any]:
         "maintenance_note": runner.maintenance_note,
         "maximum_timeout": runner.maximum_timeout,
     }
+
+
+def runner_drift(runner: Runner, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The attributes whose live value differs from what we want."""
+    live = live_attributes(runner)
     return {k: v for k, v in wanted.items() if live.get(k) != v}
 
 

@@ -44,6 +44,11 @@ ANNOTATION_RUNNER_ID = "gitlab-eci-bootstrap/runner-id"
 ANNOTATION_EXPIRES = "gitlab-eci-bootstrap/token-expires-at"
 
 
+def runner_page(settings: Settings, runner_id: int) -> str:
+    """The group runner's page in GitLab's web UI (Groups::RunnersController#show)."""
+    return f"{settings.gitlab.url.rstrip('/')}/groups/{settings.gitlab.group}/-/runners/{runner_id}"
+
+
 def cache_pv(namespace: str) -> str:
     """The cluster-scoped PV of a namespace's NAS cache."""
     return f"gitlab-runner-cache-{namespace}"
