@@ -152,6 +152,11 @@ class InstallResult:
                 if t.changed or t.tag_created
                 else "unchanged"
             )
+        ops = self.schedule.ops if self.schedule is not None else None
+        if ops is not None:
+            actions["ops project"] = (
+                "create" if ops.project_created else "update" if ops.changed else "unchanged"
+            )
         if self.schedule is not None and self.schedule.action != "skipped":
             actions["schedule"] = _SCHEDULE_ACTIONS.get(self.schedule.action, "unchanged")
         return actions

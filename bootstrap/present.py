@@ -72,6 +72,8 @@ def done_text(result: InstallResult, *, args: str = "") -> str:
     if result.templates is not None:
         lines.append(_templates_line(result.templates))
     if result.schedule is not None:
+        if result.schedule.ops is not None:
+            lines.append(_ops_line(result.schedule.ops, dry_run=False))
         lines.append(_schedule_line(result.schedule, dry_run=False))
     lines += ["", *next_steps(result, args=args)]
     return "\n".join(lines) + "\n"
