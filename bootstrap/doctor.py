@@ -38,6 +38,7 @@ from bootstrap.gitlab import (
 from bootstrap.inputs import gitlab_token, load_credentials
 from bootstrap.kube import KINDS, Kube
 from bootstrap.lock import LOCK_VERBS
+from bootstrap.readiness import event_time
 from bootstrap.render import render
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
 from bootstrap.render.names import image_cache as image_cache_name
@@ -375,20 +376,6 @@ class EventFindings:
     pull_timeouts: list[str] = field(default_factory=list)
 
 
-def _event_time(event: dict[str, Any]) -> datetime | None:
-    stamp = (
-        event.get("lastTimestamp")
-        or event.get("eventTime")
-        or ((event.get("metadata") or {}).get("creationTimestamp"))
-    )
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def classify_events(
     events: Iterable[dict[str, Any]], now: datetime, window: timedelta = EVENT_WINDOW
 ) -> EventFindings:
@@ -401,7 +388,7 @@ def classify_events(
     for event in events:
         if event.get("type") != "Warning":
             continue
-        when = _event_time(event)
+        when = event_time(event)
         if when is not None and now - when > window:
             continue
         message = " ".join(str(event.get("message", "")).split())

@@ -466,20 +466,20 @@ class Kube:
         namespace: str,
         *,
         deadline: float,
-        on_progress: Callable[[str], None] | None = None,
+        on_progress: Callable[[RolloutStatus], None] | None = None,
         poll: float = 1.0,
     ) -> RolloutStatus:
-        """Poll until the rollout is done, has failed, or ``deadline`` (monotonic) passes."""
-        last = ""
+        """Poll until the rollout is done, has failed, or ``deadline`` (monotonic) passes.
+
+        ``on_progress`` sees every verdict (each poll: a wait's elapsed time can tick)."""
         while True:
             verdict = self.rollout_status(name, namespace)
-            if on_progress and verdict.message != last:
-                on_progress(verdict.message)
-                last = verdict.message
+            if on_progress:
+                on_progress(verdict)
             if verdict.done or verdict.failed or time.monotonic() >= deadline:
                 return verdict
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-            poll = min(poll * 1.5, 5.0)
+            poll = min(poll * 1.5, 2.0)
 
 
 def _grants(rule: dict[str, Any], verb: str, group: str, resource: str) -> bool:

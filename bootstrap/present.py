@@ -174,8 +174,6 @@ def rotate_text(result: RotateResult) -> str:
     lines = [line + ("." if result.dry_run else "")]
     if result.dry_run:
         lines.append("Dry run: nothing was changed.")
-    elif result.rollout:
-        lines.append(result.rollout)
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,10 @@ class Reporter(Protocol):
 
     def warn(self, message: str) -> None: ...
 
-    def progress(self, message: str) -> None: ...
+    def progress(self, message: str, *, started: float | None = None) -> None:
+        """A wait's status; ``started``: when the wait began (``time.monotonic()``), so the
+        elapsed time shown counts from there."""
+        ...
 
 
 class QuietReporter:
@@ -30,23 +33,28 @@ class QuietReporter:
     def warn(self, message: str) -> None:
         del message
 
-    def progress(self, message: str) -> None:
-        del message
+    def progress(self, message: str, *, started: float | None = None) -> None:
+        del message, started
 
 
 class ConsoleReporter:
-    """Steps as lines on stderr; waits as one rewritten status line on a terminal.
+    """Steps as lines on stderr; waits as one status line with its elapsed time.
 
-    Off a terminal (CI logs, pipes) each new status message is printed once, as a line, so
-    logs stay readable.
+    On a terminal the status line is rewritten in place at each poll, so its time ticks. Off
+    a terminal (CI logs, pipes) there is no carriage return: a status line is printed when
+    it changes, and again every ``interval`` seconds while it does not, with the time.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, verbose: bool = True) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, verbose: bool = True, interval: float = 10.0
+    ) -> None:
         self.stream = stream or sys.stderr
         self.verbose = verbose
+        self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._status = ""
         self._since = time.monotonic()
+        self._printed = 0.0
 
     def _clear(self) -> None:
         if self.tty and self._status:
@@ -65,19 +73,19 @@ class ConsoleReporter:
         self.stream.write(f"warning: {message}\n")
         self.stream.flush()
 
-    def progress(self, message: str) -> None:
+    def progress(self, message: str, *, started: float | None = None) -> None:
         if not self.verbose:
             return
-        if not self.tty:
-            if message != self._status:
-                self.stream.write(message + "\n")
-                self.stream.flush()
-                self._status = message
-            return
-        if message != self._status:
-            self._since = time.monotonic()
-        elapsed = int(time.monotonic() - self._since)
-        self.stream.write(f"\r\033[K{message} ({elapsed}s)")
+        now = time.monotonic()
+        changed = message != self._status
+        if changed and started is None:
+            self._since = now
+        elapsed = int(now - (self._since if started is None else started))
+        if self.tty:
+            self.stream.write(f"\r\033[K{message} ({elapsed}s)")
+        elif changed or now - self._printed >= self.interval:
+            self.stream.write(f"{message} ({elapsed}s)\n")
+            self._printed = now
         self.stream.flush()
         self._status = message
 
@@ -85,4 +93,4 @@ class ConsoleReporter:
         """End a pending status line."""
         if self.tty and self._status:
             self.stream.write("\n")
-            self._status = ""
+        self._status = ""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bootstrap.config import Settings
@@ -32,8 +32,9 @@ from bootstrap.gitlab import (
     parse_time,
     redact_token,
 )
-from bootstrap.kube import IMAGE_CACHE_GROUP_VERSION, Kube
+from bootstrap.kube import IMAGE_CACHE_GROUP_VERSION, Kube, RolloutStatus
 from bootstrap.plan import with_applied_hash
+from bootstrap.readiness import not_ready_reasons
 from bootstrap.render import KubeObject, Rendered, render
 from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
@@ -521,22 +522,62 @@ def access_review(
 
 
 def wait_rollout(ctx: Context, deadline: float) -> str:
-    """Wait for the runner Deployment's rollout (kubectl's semantics); WaitTimeout past it."""
+    """Wait for the runner Deployment's rollout (kubectl's semantics); WaitTimeout past it.
+
+    The status line ticks (elapsed time) and, below it, each new reason why a pod is not
+    ready is told once (phase, scheduling, image pulls, recent warnings: see readiness.py).
+    """
     ns = ctx.settings.kubernetes.namespace
-    verdict = ctx.kube.wait_rollout(
-        n.DEPLOYMENT, ns, deadline=deadline, on_progress=ctx.reporter.progress
-    )
+    started = time.monotonic()
+    told: list[str] = []
+    latest: list[str] = []
+
+    def tick(verdict: RolloutStatus) -> None:
+        if verdict.done:
+            return
+        ctx.reporter.progress(verdict.message, started=started)
+        latest[:] = rollout_reasons(ctx.kube, ns)
+        new = [line for line in latest if line not in told]
+        for line in new:
+            told.append(line)
+            ctx.reporter.info(f"  {line}")
+        if new:  # on a terminal the status line goes back under the reasons
+            ctx.reporter.progress(verdict.message, started=started)
+
+    verdict = ctx.kube.wait_rollout(n.DEPLOYMENT, ns, deadline=deadline, on_progress=tick)
+    why = "".join(f"; {line}" for line in latest if line.startswith("pod "))
     if verdict.failed:
         raise WaitTimeout(
-            f"rollout of deployment/{n.DEPLOYMENT} failed: {verdict.message}",
+            f"rollout of deployment/{n.DEPLOYMENT} failed: {verdict.message}{why}",
             hint=f"kubectl -n {ns} describe deployment {n.DEPLOYMENT}; kubectl -n {ns} get events",
         )
     if not verdict.done:
         raise WaitTimeout(
-            f"timed out waiting for the rollout: {verdict.message}",
-            hint=f"raise --timeout, or check: kubectl -n {ns} get pods",
+            f"timed out waiting for the rollout: {verdict.message}{why}",
+            hint=f"raise --timeout, or check: kubectl -n {ns} describe pods -l "
+            f"app.kubernetes.io/name={n.APP}",
         )
+    ctx.reporter.info(verdict.message)  # once, as a line: the status line is gone
     return verdict.message
+
+
+def rollout_reasons(kube: Kube, namespace: str) -> list[str]:
+    """Why the runner's pods are not ready, from the pods and the namespace's events (empty
+    when the user may not list them: the wait goes on without reasons)."""
+    selector = ",".join(f"{k}={v}" for k, v in sorted(n.selector_labels().items()))
+    try:
+        pods = kube.list("Pod", namespace, selector=selector)
+        events = kube.events(namespace)
+    except KubeError:
+        return []
+    owners = {n.DEPLOYMENT}
+    owners |= {
+        ref["name"]
+        for pod in pods
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
+        if ref.get("name")
+    }
+    return not_ready_reasons(pods, events, datetime.now(UTC), owners=owners)
 
 
 def contact_baseline(ctx: Context, runner_id: int, system_id: str) -> str | None:
@@ -567,6 +608,7 @@ def wait_online(
     """
     delay = 1.0
     since = parse_time(after)
+    started = time.monotonic()
     while True:
         runner = ctx.gitlab.runner(runner_id)
         contact = our_contact(ctx, runner, system_id) if runner else None
@@ -587,7 +629,9 @@ def wait_online(
                 f"logs deployment/{n.DEPLOYMENT}"
             )
             return False
-        ctx.reporter.progress(f"Waiting for runner #{runner_id} to come online (status: {status})")
+        ctx.reporter.progress(
+            f"Waiting for runner #{runner_id} to come online (status: {status})", started=started
+        )
         if time.monotonic() >= deadline:
             raise WaitTimeout(
                 f"timed out waiting for runner #{runner_id} to come online (status: {status})",

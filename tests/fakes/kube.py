@@ -232,6 +232,13 @@ class FakeKube(FakeServer):
             condition turns False with reason ``ProgressDeadlineExceeded``.
         progress_deadline: Seconds for the above; ``None`` uses the Deployment's
             ``spec.progressDeadlineSeconds`` (600 by default).
+        image_pull_fails: The registry's answer when the kubelet pulls the images of new
+            pods (None: pulls work). The pods then stay Pending as the kubelet leaves
+            them: each container waits with ``ErrImagePull`` (that message), then, a
+            second later, ``ImagePullBackOff`` (``Back-off pulling image "IMAGE"``); with
+            the kubelet's events (``Pulling``; Warning ``Failed`` "Failed to pull image…"
+            and "Error: ErrImagePull"; ``BackOff``; Warning ``Failed`` "Error:
+            ImagePullBackOff"). The Deployment then behaves as with ``never_ready``.
         watch_timeout: Upper bound in seconds of a watch request.
         namespace_delete_delay: Seconds a deleted namespace stays ``Terminating``
             before its contents and itself are removed (new objects in it get 403).
@@ -248,6 +255,7 @@ class FakeKube(FakeServer):
         rollout_delay: float = 0.0,
         never_ready: bool = False,
         progress_deadline: float | None = None,
+        image_pull_fails: str | None = None,
         watch_timeout: float = 30.0,
         namespace_delete_delay: float = 0.1,
         path_prefix: str | None = None,
@@ -260,6 +268,7 @@ class FakeKube(FakeServer):
         self.rollout_delay = rollout_delay
         self.never_ready = never_ready
         self.progress_deadline = progress_deadline
+        self.image_pull_fails = image_pull_fails
         self.watch_timeout = watch_timeout
         self.namespace_delete_delay = namespace_delete_delay
         self.username = username
@@ -1511,7 +1520,9 @@ class FakeKube(FakeServer):
             ],
         }
         self._controller_status(key, lambda d: d.__setitem__("status", progressing))
-        if self.never_ready:
+        if self.image_pull_fails is not None:
+            self._fail_pulls(namespace, pod_hash, self.image_pull_fails, rollout)
+        if self.never_ready or self.image_pull_fails is not None:
             deadline = self.progress_deadline
             if deadline is None:
                 deadline = float(spec.get("progressDeadlineSeconds", 600))
@@ -1616,7 +1627,7 @@ class FakeKube(FakeServer):
         deployment = self._store.get(key)
         if deployment is None or deployment["metadata"]["generation"] != generation:
             return
-        if self.never_ready and not force:
+        if (self.never_ready or self.image_pull_fails is not None) and not force:
             return
         spec = deployment.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
@@ -1672,6 +1683,82 @@ class FakeKube(FakeServer):
             for field_name in ("readyReplicas", "availableReplicas"):
                 ready.pop(field_name)
         self._controller_status(key, lambda d: d.__setitem__("status", ready))
+
+    def _fail_pulls(self, namespace: str, pod_hash: str, error: str, rollout: _Rollout) -> None:
+        """The kubelet failing to pull the images of the new pods (see ``image_pull_fails``).
+
+        As pkg/kubelet/images/image_manager.go and kuberuntime_container.go report it."""
+        for key in self._pods_of(namespace, pod_hash):
+            pod = self._store[key]
+            images = [(c["name"], c.get("image", "")) for c in pod["spec"].get("containers", [])]
+            self._controller_status(key, lambda p: p.__setitem__("status", _pod_status(p, False)))
+            self._pull_state(key, "ErrImagePull", lambda image: error)
+            for name, image in images:
+                self._kubelet_event(pod, name, "Normal", "Pulling", f'Pulling image "{image}"')
+                self._kubelet_event(
+                    pod, name, "Warning", "Failed", f'Failed to pull image "{image}": {error}'
+                )
+                self._kubelet_event(pod, name, "Warning", "Failed", "Error: ErrImagePull")
+
+            def back_off(
+                key: StoreKey = key,
+                pod: dict[str, Any] = pod,
+                images: list[tuple[str, str]] = images,
+            ) -> None:
+                if key not in self._store:
+                    return
+                self._pull_state(key, "ImagePullBackOff", lambda i: f'Back-off pulling image "{i}"')
+                for name, image in images:
+                    self._kubelet_event(
+                        pod, name, "Normal", "BackOff", f'Back-off pulling image "{image}"'
+                    )
+                    self._kubelet_event(pod, name, "Warning", "Failed", "Error: ImagePullBackOff")
+
+            self._schedule(1.0, back_off, rollout)
+
+    def _pull_state(self, key: StoreKey, reason: str, message: Callable[[str], str]) -> None:
+        def waiting(pod: dict[str, Any]) -> None:
+            for status in pod["status"].get("containerStatuses") or []:
+                status["state"] = {
+                    "waiting": {"reason": reason, "message": message(status.get("image", ""))}
+                }
+
+        self._controller_status(key, waiting)
+
+    def _kubelet_event(
+        self, pod: dict[str, Any], container: str, kind: str, reason: str, message: str
+    ) -> None:
+        meta = pod["metadata"]
+        now = timestamp()
+        event_type = self._types[("", "v1", "events")]
+        self._create(
+            event_type,
+            meta["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}"},
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid", ""),
+                    "fieldPath": f"spec.containers{{{container}}}",
+                },
+                "reason": reason,
+                "message": message,
+                "source": {"component": "kubelet", "host": "fake-node"},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "type": kind,
+                "reportingComponent": "kubelet",
+                "reportingInstance": "fake-node",
+            },
+            "kubelet",
+            dry_run=False,
+        )
 
     def _mark_stuck(self, key: StoreKey, generation: int, pod_hash: str) -> None:
         deployment = self._store.get(key)
