@@ -163,6 +163,16 @@ def cli() -> None:
     """
 
 
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts (no token ever appears in either).",
+)
+
+
 @cli.command(epilog=EPILOG_EXIT_CODES)
 @settings_options
 @click.option(
@@ -173,6 +183,7 @@ def cli() -> None:
     help="Directory to write (one file per object, kustomization.yaml, config.toml, "
     "ci-templates/), or - for multi-document YAML on stdout.",
 )
+@output_option
 def render(**params: Any) -> None:
     """Render the whole deployment offline: no cluster, no GitLab, no credentials.
 
@@ -184,6 +195,7 @@ def render(**params: Any) -> None:
       bootstrap render --group mygroup                  # YAML on stdout
       bootstrap render --group mygroup --out deploy/    # files for GitOps / kustomize
       bootstrap render --config prod.toml --out - | kubectl apply --dry-run=client -f -
+      bootstrap render --group mygroup --output json | jq .cost   # what job pods bill as
     """
     from pathlib import Path
 
@@ -198,14 +210,23 @@ def render(**params: Any) -> None:
         check_out_dir(Path(out))
     # Offline: placeholders stand in for every credential; nothing is read or contacted.
     rendered = render(loaded.settings, Credentials.placeholders())
+    as_json = params["output"] == "json"
     _print_cost("text", loaded.settings, err=True)
     if out == "-":
-        click.echo(multi_document(rendered.objects), nl=False)
+        if as_json:
+            _echo_json({"objects": [o.body for o in rendered.objects]}, loaded.settings)
+        else:
+            click.echo(multi_document(rendered.objects), nl=False)
         return
     templates = render_ci_templates(loaded.settings)
     files = manifest_files(rendered, templates)
     removed = write_tree(Path(out), files)
     objects = len(rendered.objects)
+    if as_json:
+        _echo_json(
+            {"out": out, "files": sorted(files), "removed": removed},
+            loaded.settings,
+        )
     click.echo(
         f"Wrote {len(files)} files to {out}: {objects} Kubernetes objects, kustomization.yaml, "
         f"config.toml (placeholder token) and {len(templates)} CI template files.",
@@ -213,6 +234,14 @@ def render(**params: Any) -> None:
     )
     for path in removed:
         click.echo(f"Removed {path} (no longer rendered)", err=True)
+
+
+def _echo_json(data: dict[str, Any], settings: Any) -> None:
+    """render's JSON document, with what each job pod bills as."""
+    from bootstrap.cost import billing_summary
+    from bootstrap.present import to_json
+
+    click.echo(to_json({**data, "cost": billing_summary(settings).as_dict()}), nl=False)
 
 
 def _print_cost(output: str, settings: Any, *, err: bool = False) -> None:
@@ -246,15 +275,6 @@ timeout_option = click.option(
     show_default=True,
     metavar="SECONDS",
     help="Give up (exit 5) when the run, waits included, takes longer.",
-)
-
-output_option = click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for scripts (no token ever appears in either).",
 )
 
 

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bootstrap.config import Settings
+from bootstrap.cost import billing_summary
 from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, NewToken, Runner
 from bootstrap.inputs import load_credentials
@@ -135,6 +136,8 @@ class InstallResult:
     schedule: ScheduleResult | None = None
     #: The runner's page in GitLab (empty until the runner has an id).
     runner_url: str = ""
+    #: What each job pod bills as (cost.BillingSummary.as_dict).
+    cost: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """create / update / unchanged of the Kubernetes objects."""
@@ -178,6 +181,7 @@ class InstallResult:
             "templates": self.templates.as_dict() if self.templates else None,
             "schedule": self.schedule.as_dict() if self.schedule else None,
             "runner_url": self.runner_url,
+            "cost": self.cost,
         }
 
 
@@ -395,6 +399,7 @@ def install(
         )
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)
+    result.cost = billing_summary(settings).as_dict()
     if result.runner.runner_id is not None:
         result.runner_url = n.runner_page(settings, result.runner.runner_id)
     return result

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bootstrap.config import Settings
+from bootstrap.cost import billing_summary
 from bootstrap.errors import BootstrapError, GitLabError, KubeError
 from bootstrap.gitlab import MAINTAINER, SCOPE_READ, GitLab, Runner, parse_time
 from bootstrap.inputs import load_credentials
@@ -206,6 +207,8 @@ class StatusResult:
     warnings: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     lock: Holder | None = None
+    #: What each job pod bills as (cost.BillingSummary.as_dict).
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -241,6 +244,7 @@ class StatusResult:
             "warnings": self.warnings,
             "requests": self.requests,
             "lock": _lock_dict(self.lock),
+            "cost": self.cost,
         }
 
 
@@ -341,6 +345,7 @@ def status(
         problems=[],
         warnings=ctx.warnings,
         lock=holder if holder and not holder.expired(datetime.now(UTC)) else None,
+        cost=billing_summary(settings).as_dict(),
     )
     if runner is None and secret is None and deploy is None:
         result.problems = [

@@ -42,3 +42,29 @@ def test_install_dry_run_and_status_print_it(target: Target) -> None:
 
     as_json = target.run("status", "--output", "json")
     json.loads(as_json.stdout)  # still one JSON document
+
+
+def _default_pods(cost: dict[str, object]) -> list[tuple[int, object]]:
+    pods = cost["job_pods"]
+    assert isinstance(pods, list)
+    return [(p["services"], p["spec"]) for p in pods]
+
+
+def test_render_json_carries_the_cost_with_the_objects(workdir: object) -> None:
+    result = run_cli(["render", "--group", "mygroup", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert _default_pods(report["cost"]) == [(0, "2 vCPU / 4 GiB"), (1, "4 vCPU / 8 GiB")]
+    assert any(o["kind"] == "Deployment" for o in report["objects"])
+    assert report["cost"]["job_pods"][0]["containers"]["build"] == {
+        "cpu_millicores": 1500,
+        "memory_mib": 3072,
+    }
+
+
+def test_install_dry_run_and_status_json_carry_the_cost(target: Target) -> None:
+    plan = json.loads(target.run("install", "--dry-run", "--output", "json").stdout)
+    assert _default_pods(plan["cost"]) == [(0, "2 vCPU / 4 GiB"), (1, "4 vCPU / 8 GiB")]
+    assert target.run("install").exit_code == 0
+    status = json.loads(target.run("status", "--output", "json").stdout)
+    assert _default_pods(status["cost"]) == [(0, "2 vCPU / 4 GiB"), (1, "4 vCPU / 8 GiB")]
