@@ -7,7 +7,7 @@ so ``bootstrap --help`` stays fast.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -268,13 +268,37 @@ def _gitlab_token() -> str:
     return gitlab_token(os.environ)
 
 
+# click >= 8.3 makes ParamType generic; 8.2 (the lowest allowed) cannot subscript it.
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[int]
+else:
+    _ParamType = click.ParamType
+
+
+class _Timeout(_ParamType):
+    """``90s``, ``5m``, ``1h`` or plain seconds, as kubectl's and helm's ``--timeout``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from bootstrap.validators import parse_timeout
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_timeout(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 timeout_option = click.option(
     "--timeout",
-    type=click.IntRange(min=1),
-    default=600,
+    type=_Timeout(),
+    default="10m",
     show_default=True,
-    metavar="SECONDS",
-    help="Give up (exit 5) when the run, waits included, takes longer.",
+    metavar="DURATION",
+    help="Give up (exit 5) when the whole run takes longer: every request, retry and wait "
+    "included. 90s, 5m, 1h, or seconds.",
 )
 
 

@@ -14,16 +14,15 @@ response.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from bootstrap import __version__
+from bootstrap import __version__, deadline, neterrors
 from bootstrap.calls import Calls
-from bootstrap.errors import GitLabError, InvalidInput
+from bootstrap.errors import BootstrapError, GitLabError, InvalidInput
 
 if TYPE_CHECKING:
     import gitlab as gitlab_mod
@@ -230,6 +229,7 @@ class GitLab:
 
         self.url = url
         self._token = token
+        self.timeout = timeout
         self.retries = max(1, retries)
         self.backoff = backoff
         self.calls = Calls()
@@ -257,41 +257,81 @@ class GitLab:
 
         attempts = self.retries if (not write or idempotent) else 1
         delay = self.backoff
+        uncertain = write and not idempotent
         for attempt in range(1, attempts + 1):
             if write and self.write_guard is not None:
                 self.write_guard()
+            deadline.check(what)
+            # Each request waits at most what is left of --timeout (threads share the value).
+            self._gl.timeout = deadline.request_timeout(self.timeout)
             self.calls.record(what, write=write)
             try:
                 return func()
             except gitlab.exceptions.GitlabHttpError as exc:
                 code = exc.response_code or 0
                 if code >= 500 and attempt < attempts:
-                    time.sleep(delay)
+                    deadline.sleep(delay)
                     delay *= 2
                     continue
                 raise self._http_error(what, exc) from None
             except gitlab.exceptions.GitlabError as exc:
                 raise self._http_error(what, exc) from None
-            except requests.exceptions.SSLError:
-                raise GitLabError(
-                    f"TLS verification of {self.url} failed: the certificate is not trusted",
-                    hint="set [gitlab] ca_file to the PEM bundle of your GitLab's CA",
-                ) from None
+            except requests.exceptions.SSLError as exc:
+                raise self._tls_error(exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if deadline.passed():
+                    raise self._expired(what, uncertain=uncertain) from None
                 if attempt < attempts:
-                    time.sleep(delay)
+                    deadline.sleep(delay)
                     delay *= 2
                     continue
-                kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
-                uncertain = write and not idempotent
                 raise GitLabError(
-                    f"{what}: the connection to {self.url} {kind}"
+                    f"{what}: the connection to {self.url} failed: {neterrors.cause(exc)}"
                     + ("; GitLab may or may not have done it" if uncertain else ""),
                     hint="rerun: the next run checks what GitLab has before it acts"
                     if uncertain
                     else "check gitlab.url / GITLAB_URL and your network or proxy",
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _expired(self, what: str, *, uncertain: bool) -> BootstrapError:
+        return deadline.expired(
+            f"{what}: GitLab at {self.url} did not answer"
+            + ("; GitLab may or may not have done it" if uncertain else ""),
+            hint="GitLab accepted the connection but sent nothing back in time: check that "
+            "GITLAB_URL points at GitLab itself (not a proxy that holds connections), or raise "
+            "--timeout",
+        )
+
+    def _tls_error(self, exc: BaseException) -> GitLabError:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        host = parts.hostname or self.url
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        failure = neterrors.tls_failure(exc)
+        if failure == "hostname":
+            return GitLabError(
+                f"TLS verification of {self.url} failed: its certificate is for another host "
+                f"name than {host} (hostname mismatch)",
+                hint="use in GITLAB_URL / gitlab.url the host name the certificate names "
+                f"(openssl s_client -connect {host}:{port} shows it); a CA file does not help here",
+            )
+        if failure == "expired":
+            return GitLabError(
+                f"TLS verification of {self.url} failed: its certificate has expired or is "
+                "not valid yet",
+                hint="renew GitLab's certificate, or check this machine's clock",
+            )
+        if failure == "untrusted":
+            return GitLabError(
+                f"TLS verification of {self.url} failed: the certificate is not trusted",
+                hint="set [gitlab] ca_file to the PEM bundle of your GitLab's CA",
+            )
+        return GitLabError(
+            f"the TLS handshake with {self.url} failed: {neterrors.cause(exc)}",
+            hint="check that GITLAB_URL's scheme and port are GitLab's (https on 443?)",
+        )
 
     def _get_or_none(self, what: str, path: str) -> dict[str, Any] | None:
         """``GET path`` as a JSON object; None when GitLab answers 404."""
@@ -806,8 +846,17 @@ class GitLab:
 def _object(data: Any) -> dict[str, Any]:
     """A JSON object from GitLab, or a GitLabError when the answer is something else."""
     if not isinstance(data, dict):
+        # python-gitlab hands back the raw response when the answer is not JSON.
+        content_type = str(getattr(data, "headers", {}).get("Content-Type", "")).split(";")[0]
+        kind = (
+            f"not JSON but {content_type or 'untyped content'}"
+            if hasattr(data, "headers")
+            else "a JSON list"
+            if isinstance(data, list)
+            else "a bare JSON value"
+        )
         raise GitLabError(
-            f"GitLab answered with {type(data).__name__} where an object was expected",
+            f"the answer to a GitLab API call was {kind}, where GitLab sends a JSON object",
             hint="check that gitlab.url points at GitLab itself, not a proxy or login page",
         )
     return data

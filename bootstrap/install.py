@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from bootstrap.config import Settings
 from bootstrap.cost import billing_summary
+from bootstrap.deadline import whole_run
 from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, NewToken, Runner
 from bootstrap.inputs import load_credentials
@@ -271,6 +272,7 @@ def check_permissions(ctx: Context, changes: list[Change]) -> None:
         )
 
 
+@whole_run
 def install(
     settings: Settings,
     *,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from bootstrap import __version__
+from bootstrap import __version__, deadline, neterrors
 from bootstrap.calls import Calls
-from bootstrap.errors import InvalidInput, KubeError
+from bootstrap.errors import BootstrapError, InvalidInput, KubeError
 from bootstrap.kubeconfig import choose as kubeconfig_choice
 from bootstrap.render.names import FIELD_MANAGER
 
@@ -187,9 +187,11 @@ class Kube:
         attempts = self.retries
         delay = self.backoff
         writes = is_write and not (query or {}).get("dryRun")
+        label = what or method + " " + path
         for attempt in range(1, attempts + 1):
             if writes and self.write_guard is not None:
                 self.write_guard()
+            deadline.check(label)
             self.calls.record(f"{method} {path}", write=writes)
             try:
                 m, url, hdrs, data, _ = self._api.param_serialize(
@@ -199,23 +201,30 @@ class Kube:
                     body=payload,
                     auth_settings=["BearerToken"],
                 )
-                response = self._api.call_api(m, url, hdrs, data, _request_timeout=self.timeout)
+                response = self._api.call_api(
+                    m, url, hdrs, data, _request_timeout=deadline.request_timeout(self.timeout)
+                )
                 response.read()
                 status = int(response.status)
                 raw = response.data or b""
             except (Urllib3Error, OSError) as exc:
+                if deadline.passed():
+                    raise self._expired(label) from None
+                tls = neterrors.tls_failure(exc)
+                if tls is not None:
+                    raise self._tls_error(label, tls) from None
                 if retry and attempt < attempts:
-                    time.sleep(delay)
+                    deadline.sleep(delay)
                     delay *= 2
                     continue
                 raise KubeError(
-                    f"{what or method + ' ' + path}: cannot reach the Kubernetes API at "
-                    f"{self.host} ({type(exc).__name__})",
+                    f"{label}: cannot reach the Kubernetes API at {self.host}: "
+                    f"{neterrors.cause(exc)}",
                     hint="check the kube context, VPN or network, and that the cluster is up",
                 ) from None
             if status in _RETRY_STATUSES and attempt < attempts and (retry or status == 429):
                 retry_after = _retry_after(response)
-                time.sleep(retry_after if retry_after is not None else delay)
+                deadline.sleep(retry_after if retry_after is not None else delay)
                 delay *= 2
                 continue
             try:
@@ -224,6 +233,25 @@ class Kube:
                 decoded = {"message": raw[:200].decode("utf-8", "replace")}
             return status, decoded if isinstance(decoded, dict) else {"items": decoded}
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _expired(self, what: str) -> BootstrapError:
+        return deadline.expired(
+            f"{what}: the Kubernetes API at {self.host} did not answer",
+            hint="the API server accepted the connection but sent nothing back in time: check "
+            "the kube context and the network, or raise --timeout",
+        )
+
+    def _tls_error(self, what: str, failure: str) -> KubeError:
+        detail = {
+            "hostname": "its certificate is for another host name (hostname mismatch): use "
+            "the server name the certificate names in the kubeconfig's cluster",
+            "expired": "its certificate has expired or is not valid yet",
+            "untrusted": "its certificate is not trusted by the kubeconfig's certificate-authority",
+        }[failure]
+        return KubeError(
+            f"{what}: TLS verification of the Kubernetes API at {self.host} failed: {detail}",
+            hint="check the cluster entry of the kube context (kubectl config view --minify)",
+        )
 
     def _check(
         self, status: int, body: dict[str, Any], what: str, *, ok: tuple[int, ...] = (200, 201)

@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bootstrap.config import Settings
+from bootstrap.deadline import whole_run
 from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_MANAGE, GitLab, NewToken, parse_time
 from bootstrap.kube import Kube
@@ -181,6 +182,7 @@ def _reset(
         return gl.reset_token(runner_id)
 
 
+@whole_run
 def rotate(
     settings: Settings,
     *,

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bootstrap.config import Settings
+from bootstrap.deadline import whole_run
 from bootstrap.errors import InvalidInput, KubeError, WaitTimeout
 from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
 from bootstrap.kube import KINDS, Kube
@@ -151,6 +152,7 @@ class UninstallResult:
         }
 
 
+@whole_run
 def uninstall(
     settings: Settings,
     *,

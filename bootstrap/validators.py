@@ -317,3 +317,38 @@ def check_timezone(value: str) -> str:
 @functools.cache
 def _zone_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+_TIMEOUT = re.compile(r"(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?")
+#: The longest --timeout: a day (a wait longer than that is not a wait).
+TIMEOUT_MAX = 24 * 3600
+
+
+def parse_timeout(value: str) -> int:
+    """``--timeout`` in seconds: ``90s``, ``5m``, ``1h``, ``1h30m`` (as kubectl and helm take
+    it), or plain seconds (``600``)."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        seconds = int(text)
+    else:
+        match = _TIMEOUT.fullmatch(text) if text else None
+        if not match or not any(match.groupdict().values()):
+            raise ValueError(
+                f"{value!r} is not a duration (examples: 90s, 5m, 1h, 1h30m; or seconds: 600)"
+            )
+        parts = {k: int(v) for k, v in match.groupdict().items() if v}
+        seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    if seconds < 1:
+        raise ValueError(f"{value!r} is shorter than 1s")
+    if seconds > TIMEOUT_MAX:
+        raise ValueError(f"{value!r} is longer than {format_timeout(TIMEOUT_MAX)}, the longest")
+    return seconds
+
+
+def format_timeout(seconds: float) -> str:
+    """``90s``, ``5m``, ``1h30m``: a timeout as the user would have written it."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")

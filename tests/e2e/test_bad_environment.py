@@ -9,7 +9,11 @@ traceback, no Python class name, and no secret.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,3 +134,80 @@ def test_each_command_refuses_a_bad_environment_with_one_clear_line(
         error = _error_text(result.stderr)
         assert case.source in error, f"{where}: the error does not name {case.source}: {error}"
         assert case.fix in error, f"{where}: the error does not say the fix: {error}"
+
+
+@pytest.fixture
+def tls_for_another_name(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(https://localhost:PORT, its CA file): a real TLS server on loopback whose
+    self-signed certificate names gitlab.other.example, not localhost."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    name = "gitlab.other.example"
+    subject = ["-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject,
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-quiet", "-accept", "127.0.0.1:0", "-www",
+         "-cert", str(cert), "-key", str(key)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    port = _listening_port(server.pid)
+    try:
+        yield f"https://localhost:{port}", cert
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _listening_port(pid: int) -> int:
+    """The TCP port the process listens on (openssl s_server picks one for port 0)."""
+    inodes = {
+        Path(os.readlink(fd)).name.removeprefix("socket:[").removesuffix("]")
+        for fd in Path(f"/proc/{pid}/fd").iterdir()
+        if os.readlink(fd).startswith("socket:")
+    }
+    for _ in range(100):
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                return int(fields[1].split(":")[1], 16)
+        time.sleep(0.05)
+        inodes |= {
+            Path(os.readlink(fd)).name.removeprefix("socket:[").removesuffix("]")
+            for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if os.readlink(fd).startswith("socket:")
+        }
+    raise AssertionError("openssl s_server did not listen")
+
+
+def test_a_certificate_for_another_name_is_reported_as_a_hostname_mismatch(
+    tls_for_another_name: tuple[str, Path], target: Target
+) -> None:
+    url, ca_file = tls_for_another_name
+    env = {
+        "GITLAB_URL": url,
+        "GITLAB_TOKEN": OWNER_API_TOKEN,
+        "BOOTSTRAP_GITLAB__CA_FILE": str(ca_file),
+    }
+    result = run_cli(
+        [
+            "install",
+            "--group",
+            GROUP,
+            "--dry-run",
+            "--kubeconfig",
+            str(target.kube.kubeconfig_path),
+        ],
+        env=env,
+        cwd=target.workdir,
+    )
+    assert result.exit_code == 3, result.output
+    error = _error_text(result.stderr)
+    assert "hostname mismatch" in error
+    assert "not trusted" not in error
+    assert "ca_file" not in error.replace("a CA file does not help", "")
