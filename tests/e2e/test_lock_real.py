@@ -7,19 +7,30 @@ paused past its lease is a real process stopped with SIGSTOP.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bootstrap.errors import KubeError
 from bootstrap.kube import Kube
-from bootstrap.lock import LEASE, Lock, read_holder
+from bootstrap.lock import (
+    ANNOTATION_PROCESS,
+    LEASE,
+    Holder,
+    Lock,
+    _machine,
+    holder_of,
+    read_holder,
+)
 from bootstrap.workflow import runner_attributes
 from tests.conftest import make_settings
 from tests.e2e.conftest import Target
@@ -50,18 +61,29 @@ def _when(condition: Callable[[], bool], then: Callable[[], None]) -> threading.
     return thread
 
 
-def _held_by(target: Target, identity: str) -> None:
-    target.kube.add_object(
-        {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": LEASE, "namespace": "gitlab-runner"},
-            "spec": {
-                "holderIdentity": identity,
-                "leaseDurationSeconds": 60,
-                "renewTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            },
-        }
+def _plant(
+    fake: FakeKube,
+    identity: str,
+    *,
+    namespace: str = "gitlab-runner",
+    age: float = 0,
+    process: str | None = None,
+    transitions: int | None = None,
+) -> None:
+    """A Lease held by ``identity``, renewed ``age`` seconds ago (60 s lease)."""
+    renewed = datetime.now(UTC) - timedelta(seconds=age)
+    spec: dict[str, Any] = {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": 60,
+        "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+    if transitions is not None:
+        spec["leaseTransitions"] = transitions
+    meta: dict[str, Any] = {"name": LEASE, "namespace": namespace}
+    if process is not None:
+        meta["annotations"] = {ANNOTATION_PROCESS: process}
+    fake.add_object(
+        {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
     )
 
 
@@ -72,7 +94,7 @@ def test_a_waiter_adopts_the_runner_its_holder_created_but_never_stored(target: 
     [first] = target.group_runners()
     target.gitlab_delete_runner(first)
     target.kube_delete("/api/v1/namespaces/gitlab-runner/secrets/gitlab-runner-config")
-    _held_by(target, "other-host/pid-7/feedbeef")
+    _plant(target.kube, "other-host/pid-7/feedbeef")
     seeded: list[int] = []
 
     def holder_acts() -> None:
@@ -247,3 +269,243 @@ def test_status_is_unhealthy_with_two_marked_runners(target: Target) -> None:
     assert result.exit_code == 3, result.output
     assert "Healthy." not in result.output
     assert f"#{deployed} is the one deployed, #{duplicate} is not" in result.output
+
+
+# --- who holds it: the process record ---------------------------------------------------------
+
+
+def test_the_lease_records_this_machine_and_process(kube: Kube, fake_kube: FakeKube) -> None:
+    lock = Lock(kube, "default", me="me")
+    lock.acquire(deadline=time.monotonic() + 5)
+    holder = read_holder(kube, "default")
+    lock.release()
+    assert holder is not None
+    assert holder.machine == _machine() != ""
+    assert holder.pid == os.getpid()
+    assert not holder.gone(), "this process runs"
+
+
+def _exited_child() -> subprocess.Popen[bytes]:
+    """A child process that has exited but is not reaped yet (a zombie)."""
+    child = subprocess.Popen(["true"])
+    stat = Path(f"/proc/{child.pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    return child
+
+
+def test_a_holder_is_gone_only_when_its_process_of_this_machine_ended() -> None:
+    now = datetime.now(UTC)
+    zombie = _exited_child()
+    here = _machine()
+    assert Holder("h/pid-x/1", now, 60, machine=here, pid=zombie.pid).gone(), "a zombie is gone"
+    zombie.wait()
+    assert Holder("h/pid-x/1", now, 60, machine=here, pid=zombie.pid).gone()
+    assert not Holder("h", now, 60, machine="other-boot/pid:[1]", pid=zombie.pid).gone()
+    assert not Holder("h", now, 60, machine=here, pid=None).gone()
+    assert not Holder("h", now, 60, machine="", pid=zombie.pid).gone()
+    assert not Holder("h", now, 60, machine=here, pid=os.getpid()).gone()
+
+
+def test_another_users_process_is_not_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(pid: int, sig: int) -> None:
+        raise PermissionError(pid)
+
+    monkeypatch.setattr(os, "kill", denied)
+    holder = Holder("h", datetime.now(UTC), 60, machine=_machine(), pid=12345)
+    assert not holder.gone()
+
+
+def test_a_lease_without_the_record_names_no_process() -> None:
+    lease = {"spec": {"holderIdentity": "old-version/pid-3/abc", "leaseDurationSeconds": 30}}
+    holder = holder_of(lease)
+    assert holder is not None
+    assert (holder.machine, holder.pid, holder.duration) == ("", None, 30)
+    assert holder_of({"metadata": None, "spec": {"holderIdentity": "x"}}) is not None
+    assert holder_of({"spec": {"holderIdentity": ""}}) is None
+    assert holder_of(None) is None
+
+
+def test_a_lease_expires_at_its_end_exactly() -> None:
+    renewed = datetime(2026, 1, 1, tzinfo=UTC)
+    holder = Holder("h", renewed, 60)
+    assert not holder.expired(renewed + timedelta(seconds=59))
+    assert holder.expired(renewed + timedelta(seconds=60))
+    assert Holder("h", None, 60).expired(renewed)
+
+
+def test_a_dead_local_holder_is_taken_over_at_once(kube: Kube, fake_kube: FakeKube) -> None:
+    dead = _exited_child()
+    dead.wait()
+    _plant(
+        fake_kube,
+        f"here/pid-{dead.pid}/abc",
+        namespace="default",
+        process=f"{_machine()}/{dead.pid}",
+        transitions=4,
+    )
+    told: list[Holder] = []
+    lock = Lock(kube, "default", me="me")
+    assert lock.try_acquire(told.append) is None
+    lease = fake_kube.get_object("coordination.k8s.io/v1", "Lease", LEASE, "default")
+    lock.release()
+    assert [h.identity for h in told] == [f"here/pid-{dead.pid}/abc"]
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == "me"
+    assert lease["spec"]["leaseTransitions"] == 5
+
+
+# --- the Lease's fields over its life ------------------------------------------------------------
+
+
+def _lease(fake_kube: FakeKube) -> dict[str, Any]:
+    lease = fake_kube.get_object("coordination.k8s.io/v1", "Lease", LEASE, "default")
+    assert lease is not None
+    return lease
+
+
+def test_renewals_keep_the_acquire_time_and_the_transitions(
+    kube: Kube, fake_kube: FakeKube
+) -> None:
+    lock = Lock(kube, "default", duration=1, me="worker")
+    lock.acquire(deadline=time.monotonic() + 5)
+    first = _lease(fake_kube)["spec"]
+    assert first["leaseTransitions"] == 0
+    assert first["acquireTime"] == first["renewTime"]
+    seen = {first["renewTime"]}
+    for _ in range(500):  # the renewer keeps renewing: wait for two renewals
+        seen.add(_lease(fake_kube)["spec"]["renewTime"])
+        if len(seen) >= 3:
+            break
+        time.sleep(0.02)
+    later = _lease(fake_kube)["spec"]
+    lock.release()
+    assert len(seen) >= 3, "the holder stopped renewing"
+    assert later["acquireTime"] == first["acquireTime"]
+    assert later["leaseTransitions"] == 0
+
+
+def test_check_right_after_taking_the_lock_sends_nothing(kube: Kube, fake_kube: FakeKube) -> None:
+    lock = Lock(kube, "default", me="me")
+    lock.acquire(deadline=time.monotonic() + 5)
+    before = len(fake_kube.log)
+    lock.check()
+    lock.check()
+    sent = len(fake_kube.log) - before
+    lock.release()
+    assert sent == 0, "check renewed a fresh lease"
+
+
+def test_check_after_release_or_before_acquire_says_not_held(
+    kube: Kube, fake_kube: FakeKube
+) -> None:
+    lock = Lock(kube, "default", me="me")
+    with pytest.raises(KubeError, match="is not held by this run"):
+        lock.check()
+    lock.acquire(deadline=time.monotonic() + 5)
+    lock.release()
+    before = len(fake_kube.log)
+    with pytest.raises(KubeError, match="is not held by this run"):
+        lock.check()
+    assert len(fake_kube.log) == before
+
+
+def test_a_deleted_lease_is_a_lost_lock(kube: Kube, fake_kube: FakeKube) -> None:
+    lock = Lock(kube, "default", duration=2, me="me")
+    lock.acquire(deadline=time.monotonic() + 5)
+    _pause(lock)
+    Kube(kubeconfig=str(fake_kube.kubeconfig_path)).delete("Lease", LEASE, "default")
+    time.sleep(1.1)  # past half the lease: check() must renew, and finds it gone
+    with pytest.raises(KubeError, match="lost the lock of namespace default to nobody"):
+        lock.check()
+    before = len(fake_kube.log)
+    with pytest.raises(KubeError, match="lost the lock"):
+        lock.check()
+    lock.release()
+    assert len(fake_kube.log) == before, "a lost lock is not renewed or deleted again"
+
+
+def test_the_lock_writes_its_lease_unchecked_even_through_a_guarded_client(kube: Kube) -> None:
+    def refuse() -> None:
+        raise KubeError("guarded")
+
+    kube.write_guard = refuse
+    lock = Lock(kube, "default", me="me")
+    assert lock.try_acquire() is None
+    lock.release()
+
+
+# --- answers lost or refused ---------------------------------------------------------------------
+
+
+def test_a_lease_deleted_between_the_conflict_and_the_read_is_created_again(
+    kube: Kube, fake_kube: FakeKube
+) -> None:
+    # The first create's connection is reset (not processed): the Lease is read, found
+    # missing, and created again.
+    fake_kube.inject("reset", match=("POST", "/leases$"))
+    lock = Lock(kube, "default", me="me")
+    assert lock.try_acquire() is None
+    assert _lease(fake_kube)["spec"]["holderIdentity"] == "me"
+    lock.release()
+
+
+def test_a_takeover_whose_answer_was_lost_is_read_back(fake_kube: FakeKube) -> None:
+    _plant(fake_kube, "crashed", namespace="default", age=120)
+    impatient = Kube(kubeconfig=str(fake_kube.kubeconfig_path), timeout=0.5, retries=1)
+    fake_kube.inject("delay", match=("PUT", f"/leases/{LEASE}$"), seconds=2)
+    lock = Lock(impatient, "default", me="me")
+    assert lock.try_acquire() is None, "the replace happened: the Lease says so"
+    assert lock.check() is None
+    lock.release()
+
+
+def test_a_takeover_refused_by_a_server_error_reports_the_lease_as_it_is(
+    fake_kube: FakeKube,
+) -> None:
+    _plant(fake_kube, "crashed", namespace="default", age=120)
+    kube = Kube(kubeconfig=str(fake_kube.kubeconfig_path), retries=1)
+    fake_kube.inject("500", match=("PUT", f"/leases/{LEASE}$"))  # not processed
+    lock = Lock(kube, "default", me="me")
+    holder = lock.try_acquire()
+    assert holder is not None
+    assert holder.identity == "crashed", "the next try takes it over"
+    assert lock.try_acquire() is None
+    lock.release()
+
+
+def test_a_refused_lease_write_is_an_error_not_a_wait(kube: Kube) -> None:
+    with pytest.raises(KubeError, match=r"\(404\)"):
+        Lock(kube, "no-such-namespace", me="me").try_acquire()
+
+
+def test_a_server_error_on_create_is_an_unknown_outcome_resolved_by_reading(
+    kube: Kube, fake_kube: FakeKube
+) -> None:
+    other = Lock(kube, "default", me="other")
+    assert other.try_acquire() is None
+    fake_kube.inject("500", match=("POST", "/leases$"))
+    holder = Lock(kube, "default", me="me").try_acquire()
+    other.release()
+    assert holder is not None
+    assert holder.identity == "other"
+
+
+def test_locked_holds_a_lease_of_the_given_duration_and_tells_whom_it_took_over(
+    kube: Kube, fake_kube: FakeKube
+) -> None:
+    from bootstrap.lock import locked
+
+    dead = _exited_child()
+    dead.wait()
+    _plant(fake_kube, "killed", namespace="default", process=f"{_machine()}/{dead.pid}")
+    told: list[str] = []
+    with locked(
+        kube, "default", deadline=time.monotonic() + 5, on_wait=lambda h: told.append(h.identity)
+    ):
+        held = _lease(fake_kube)
+    assert told == ["killed"]
+    assert held["spec"]["leaseDurationSeconds"] == 60
+    with locked(kube, "default", deadline=time.monotonic() + 5, duration=7):
+        assert _lease(fake_kube)["spec"]["leaseDurationSeconds"] == 7
+    assert read_holder(kube, "default") is None, "the Lease is deleted when the block ends"
