@@ -25,12 +25,32 @@ INTERRUPTED_HINT = (
 )
 
 
+def _complete_context(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """The kubeconfig's contexts (of --kubeconfig when given before, else $KUBECONFIG)."""
+    import os
+
+    from click.shell_completion import CompletionItem
+
+    from bootstrap.kubeconfig import context_names
+
+    names = context_names(ctx.params.get("kubeconfig"), os.environ)
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+def _complete_dir(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Directories: the shell completes them itself."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="dir")]
+
+
 def settings_options(func: F) -> F:
     """The options every command shares; they override bootstrap.toml and the environment."""
     options = [
         click.option(
             "--config",
             "config_file",
+            type=click.Path(),
             metavar="FILE",
             help="Settings file (TOML). Default: ./bootstrap.toml when present.",
         ),
@@ -40,12 +60,35 @@ def settings_options(func: F) -> F:
         click.option(
             "--namespace", "-n", metavar="NS", help="Kubernetes namespace. Default: gitlab-runner."
         ),
-        click.option("--context", metavar="NAME", help="kubeconfig context to use."),
-        click.option("--kubeconfig", metavar="FILE", help="kubeconfig file. Default: $KUBECONFIG."),
+        click.option(
+            "--context",
+            metavar="NAME",
+            shell_complete=_complete_context,
+            help="kubeconfig context to use.",
+        ),
+        click.option(
+            "--kubeconfig",
+            type=click.Path(),
+            metavar="FILE",
+            help="kubeconfig file. Default: $KUBECONFIG.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return verbosity_options(func)
+
+
+def _refuse_unused(params: dict[str, Any], command: str, unused: tuple[str, ...], why: str) -> None:
+    """A flag the command would ignore is refused (exit 2), not silently dropped."""
+    from bootstrap.errors import InvalidInput
+
+    given = [f"--{name}" for name in unused if params.get(name) is not None]
+    if given:
+        raise InvalidInput(
+            f"{command} does not use {' or '.join(given)}: {why}",
+            hint=f"drop {' and '.join(given)} (cluster flags are for install, status, rotate, "
+            "uninstall and doctor)",
+        )
 
 
 def _load(params: dict[str, Any]) -> Any:
@@ -142,6 +185,11 @@ class _Group(click.Group):
                 click.echo(redacted_traceback(), err=True, nl=False)
             click.echo("error: " + BUG_REPORT.format(version=__version__), err=True)
             ctx.exit(1)
+        finally:
+            if ctx.meta.get("bootstrap.debug"):
+                from bootstrap.verbose import stop_http_log
+
+                stop_http_log()
 
 
 @click.group(
@@ -177,6 +225,7 @@ output_option = click.option(
 @settings_options
 @click.option(
     "--out",
+    shell_complete=_complete_dir,
     default="-",
     show_default=True,
     metavar="DIR|-",
@@ -203,6 +252,9 @@ def render(**params: Any) -> None:
     from bootstrap.manifests import check_out_dir, manifest_files, multi_document, write_tree
     from bootstrap.render import Credentials, render, render_ci_templates
 
+    _refuse_unused(
+        params, "render", ("context", "kubeconfig"), "it renders offline and reads no cluster"
+    )
     loaded = _load(params)
     require_group(loaded)
     out = params["out"]
@@ -654,6 +706,12 @@ def publish(**params: Any) -> None:
     from bootstrap.report import ConsoleReporter
     from bootstrap.validators import check_semver
 
+    _refuse_unused(
+        params,
+        "templates publish",
+        ("context", "kubeconfig", "namespace"),
+        "it talks to GitLab only, and the templates do not depend on the cluster",
+    )
     if params["version"]:
         try:
             check_semver(params["version"])

@@ -207,3 +207,19 @@ def _named(origin: str, value: str) -> str:
     if origin.startswith("$"):
         return f"{origin}={value}"
     return f"{origin} = {value}"
+
+
+def context_names(kubeconfig: str | None, environ: Mapping[str, str]) -> list[str]:
+    """The contexts ``choose`` would pick from, for shell completion: [] on any problem."""
+    if kubeconfig:
+        listed = [kubeconfig]
+    elif environ.get("KUBECONFIG", "").strip(os.pathsep):
+        listed = [p for p in environ["KUBECONFIG"].split(os.pathsep) if p]
+    else:
+        listed = [DEFAULT_PATH]
+    try:
+        paths = [Path(p).expanduser() for p in listed]
+        merged = merge([_read(path, "completion") for path in paths if path.is_file()])
+    except InvalidInput:
+        return []
+    return [item["name"] for item in merged["contexts"]]

@@ -37,16 +37,36 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
+_HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.connection")
+_handler = _StderrHandler()
+_handler.setFormatter(logging.Formatter("debug: %(message)s"))
+_handler.addFilter(_RedactingFilter())
+
+
 def log_http() -> None:
     """Log every HTTP request (method, URL, status) on stderr, redacted (``--debug``)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("debug: %(message)s"))
-    handler.addFilter(_RedactingFilter())
-    for name in ("urllib3.connectionpool", "urllib3.connection"):
+    for name in _HTTP_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(logging.DEBUG)
-        logger.addHandler(handler)
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
         logger.propagate = False
+
+
+def stop_http_log() -> None:
+    """Undo :func:`log_http` (the command ended)."""
+    for name in _HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.removeHandler(_handler)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def describe_sources(

@@ -56,12 +56,14 @@ class Target:
         skips = ["--skip-templates", "--skip-schedule"] if command == "install" else []
         if self.publish:
             skips = []
+        # templates publish talks to GitLab only: it refuses cluster flags.
+        cluster = [] if command == "templates publish" else ["--kubeconfig"]
+        cluster += [str(self.kube.kubeconfig_path)] if cluster else []
         return [
             *command.split(),  # "templates publish" is a group and its command
             "--group",
             GROUP,
-            "--kubeconfig",
-            str(self.kube.kubeconfig_path),
+            *cluster,
             *skips,
             *extra,
         ]

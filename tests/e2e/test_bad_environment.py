@@ -211,3 +211,13 @@ def test_a_certificate_for_another_name_is_reported_as_a_hostname_mismatch(
     assert "hostname mismatch" in error
     assert "not trusted" not in error
     assert "ca_file" not in error.replace("a CA file does not help", "")
+
+
+def test_debug_logs_every_request_with_no_token(target: Target) -> None:
+    result = target.run("doctor", "--debug")
+    requests_logged = [line for line in result.stderr.splitlines() if line.startswith("debug:")]
+    assert any("GET /api/v4/version" in line for line in requests_logged), result.stderr
+    assert any("/apis/authorization.k8s.io" in line for line in requests_logged), result.stderr
+    assert target.token not in result.output
+    quiet = target.run("doctor")
+    assert "debug:" not in quiet.stderr

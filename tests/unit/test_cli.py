@@ -173,3 +173,61 @@ def test_verbose_says_which_settings_file_and_where_each_value_came_from(workdir
     assert "settings file: bootstrap.toml (from --config)" in after.stderr
     quiet = run_cli(["render", "--group", "g"])
     assert "settings file:" not in quiet.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        (["render"], ["--context", "prod"]),
+        (["render"], ["--kubeconfig", "kube.yaml"]),
+        (["templates", "publish"], ["--kubeconfig", "kube.yaml"]),
+        (["templates", "publish"], ["--context", "prod"]),
+        (["templates", "publish"], ["--namespace", "ci"]),
+    ],
+)
+def test_commands_refuse_the_cluster_flags_they_would_ignore(
+    workdir: Path, command: list[str], flags: list[str]
+) -> None:
+    result = run_cli([*command, "--group", "g", *flags])
+    assert result.exit_code == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"does not use {flags[0]}" in error
+    assert f"drop {flags[0]}" in result.stderr
+
+
+def _complete(args: list[str], incomplete: str) -> list[tuple[str, str]]:
+    from click.shell_completion import BashComplete
+
+    from bootstrap.cli import cli
+
+    completion = BashComplete(cli, {}, "bootstrap", "_BOOTSTRAP_COMPLETE")
+    return [(item.type, item.value) for item in completion.get_completions(args, incomplete)]
+
+
+def test_context_completes_from_every_kubeconfig_file(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def kubeconfig(name: str, contexts: list[str]) -> Path:
+        path = workdir / name
+        entries = ", ".join(f"{{name: {c}, context: {{cluster: c, user: u}}}}" for c in contexts)
+        path.write_text(f"apiVersion: v1\ncontexts: [{entries}]\n")
+        return path
+
+    first, second = kubeconfig("a", ["prod", "dev"]), kubeconfig("b", ["prod", "staging"])
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    assert _complete(["status", "--context"], "") == [
+        ("plain", "prod"),
+        ("plain", "dev"),
+        ("plain", "staging"),
+    ]
+    assert _complete(["status", "--kubeconfig", str(second), "--context"], "st") == [
+        ("plain", "staging")
+    ]
+    monkeypatch.setenv("KUBECONFIG", str(workdir / "missing"))
+    assert _complete(["status", "--context"], "") == []
+
+
+def test_paths_complete_as_files_and_the_out_dir_as_directories() -> None:
+    assert _complete(["install", "--kubeconfig"], "") == [("file", "")]
+    assert _complete(["doctor", "--config"], "") == [("file", "")]
+    assert _complete(["render", "--out"], "") == [("dir", "")]
