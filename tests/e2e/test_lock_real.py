@@ -509,3 +509,19 @@ def test_locked_holds_a_lease_of_the_given_duration_and_tells_whom_it_took_over(
     with locked(kube, "default", deadline=time.monotonic() + 5, duration=7):
         assert _lease(fake_kube)["spec"]["leaseDurationSeconds"] == 7
     assert read_holder(kube, "default") is None, "the Lease is deleted when the block ends"
+
+
+def test_a_running_process_named_like_a_zombie_is_not_gone(tmp_path: Path) -> None:
+    # /proc/PID/stat is "PID (NAME) STATE ...", and NAME may hold ") Z": read from the right.
+    sleeper = tmp_path / "t) Z 1"
+    sleeper.write_bytes(Path("/bin/sleep").read_bytes())
+    sleeper.chmod(0o755)
+    proc = subprocess.Popen([str(sleeper), "30"])
+    try:
+        while "t) Z 1" not in Path(f"/proc/{proc.pid}/stat").read_text():
+            time.sleep(0.01)
+        holder = Holder("h", datetime.now(UTC), 60, machine=_machine(), pid=proc.pid)
+        assert not holder.gone()
+    finally:
+        proc.kill()
+        proc.wait()
