@@ -654,8 +654,9 @@ class RotationSettings(_Section):
     rotate_before: str = Field("7d", description="Rotate when the token expires within this.")
     in_cluster: bool = Field(
         True,
-        description="Run the scheduled rotation inside the cluster as ServiceAccount "
-        "gitlab-runner-rotator (allowed through the runner's service-account overwrite).",
+        description="Run the scheduled rotation inside the cluster: a second, sealed runner "
+        "entry (a locked project runner of the ops project) whose job pods run as "
+        "ServiceAccount gitlab-runner-rotator.",
     )
 
     @field_validator("cron")

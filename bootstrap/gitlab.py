@@ -456,13 +456,13 @@ class GitLab:
 
     def group_runners(self, group_id: int) -> list[Runner]:
         """The group's own runners (not inherited or instance ones), all pages."""
+        return self._runners("list group runners", f"/groups/{group_id}/runners", "group_type")
+
+    def _runners(self, what: str, path: str, runner_type: str) -> list[Runner]:
         data = self._call(
-            "list group runners",
+            what,
             lambda: self._gl.http_list(
-                f"/groups/{group_id}/runners",
-                query_data={"type": "group_type"},
-                get_all=True,
-                per_page=100,
+                path, query_data={"type": runner_type}, get_all=True, per_page=100
             ),
             write=False,
         )
@@ -486,6 +486,23 @@ class GitLab:
         )
         data = _object(data)
         return NewToken(int(data["id"]), str(data["token"]), data.get("token_expires_at"))
+
+    def create_project_runner(self, project_id: int, attributes: dict[str, Any]) -> NewToken:
+        """``POST /user/runners`` for a project runner (a Maintainer of the project may).
+        Never retried: the caller looks for it by its marker first."""
+        body = {"runner_type": "project_type", "project_id": project_id, **attributes}
+        data = self._call(
+            "create project runner",
+            lambda: self._gl.http_post("/user/runners", post_data=body),
+            write=True,
+        )
+        data = _object(data)
+        return NewToken(int(data["id"]), str(data["token"]), data.get("token_expires_at"))
+
+    def project_runners(self, project_id: int) -> list[Runner]:
+        """The project's own runners (``GET /projects/:id/runners?type=project_type``)."""
+        path = f"/projects/{project_id}/runners"
+        return self._runners("list project runners", path, "project_type")
 
     def update_runner(self, runner_id: int, attributes: dict[str, Any]) -> Runner:
         """``PUT /runners/:id`` (idempotent)."""

@@ -36,28 +36,41 @@ from bootstrap.config import Settings
 from bootstrap.cost import billing_summary
 from bootstrap.deadline import whole_run
 from bootstrap.errors import GitLabError, KubeError
-from bootstrap.gitlab import SCOPE_CREATE, SCOPE_MANAGE, SCOPE_READ, GitLab, NewToken, Runner
+from bootstrap.gitlab import (
+    SCOPE_CREATE,
+    SCOPE_MANAGE,
+    SCOPE_READ,
+    GitLab,
+    NewToken,
+    Project,
+    Runner,
+)
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube
 from bootstrap.lock import LOCK_VERBS, Holder, locked, tell_waiting
+from bootstrap.ops import OpsResult, ensure_ops_project, ops_project
 from bootstrap.plan import Action, Change, decide, diff
 from bootstrap.publish import PublishResult, publish
 from bootstrap.render import KubeObject
 from bootstrap.render import names as n
-from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.credentials import PLACEHOLDER_OPS_TOKEN, PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.schedule import ScheduleResult, ensure_schedule
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
     Context,
+    OpsEntry,
     Stored,
     access_review,
     connect,
     contact_baseline,
     find_marked_runner,
+    find_ops_runner,
     image_cache_supported,
     image_cache_wanted,
     live_attributes,
+    ops_runner_attributes,
     parallel,
     read_live,
     read_namespace,
@@ -66,6 +79,7 @@ from bootstrap.workflow import (
     requests_made,
     runner_attributes,
     runner_drift,
+    stored_ops_entry,
     token_state,
     wait_online,
     wait_rollout,
@@ -139,6 +153,8 @@ class InstallResult:
     runner_url: str = ""
     #: What each job pod bills as (cost.BillingSummary.as_dict).
     cost: dict[str, Any] = field(default_factory=dict)
+    #: The ops project's rotation runner (None: no in-cluster rotation loop managed).
+    ops_runner: RunnerPlan | None = None
 
     def counts(self) -> dict[str, int]:
         """create / update / unchanged of the Kubernetes objects."""
@@ -147,6 +163,8 @@ class InstallResult:
     def gitlab_changes(self) -> dict[str, Action]:
         """What happens in GitLab, per thing: the runner, the templates, the schedule."""
         actions: dict[str, Action] = {"runner": self.runner.action_of_gitlab}
+        if self.ops_runner is not None:
+            actions["ops runner"] = self.ops_runner.action_of_gitlab
         if self.templates is not None and not self.templates.refused:
             t = self.templates
             actions["templates"] = (
@@ -183,6 +201,7 @@ class InstallResult:
             "schedule": self.schedule.as_dict() if self.schedule else None,
             "runner_url": self.runner_url,
             "cost": self.cost,
+            "ops_runner": self.ops_runner.as_dict() if self.ops_runner else None,
         }
 
 
@@ -196,15 +215,49 @@ def _count(actions: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
+@dataclass(frozen=True)
+class RunnerKind:
+    """Which runner a plan is for: the group's, or the ops project's rotation runner."""
+
+    label: str  # "runner" or "ops runner", in messages
+    attributes: dict[str, Any]
+    find: Callable[[], Runner | None]
+    create: Callable[[dict[str, Any]], NewToken]
+    where: str
+
+
+def group_kind(ctx: Context) -> RunnerKind:
+    """The group runner: found by the marker among the group's runners."""
+    return RunnerKind(
+        "runner",
+        runner_attributes(ctx.settings),
+        lambda: find_marked_runner(ctx),
+        lambda attributes: ctx.gitlab.create_runner(ctx.group_id, attributes),
+        ctx.settings.gitlab.group,
+    )
+
+
+def ops_kind(ctx: Context, project_id: int, project_path: str) -> RunnerKind:
+    """The ops project's locked, ref-protected project runner (the sealed rotation entry)."""
+    return RunnerKind(
+        "ops runner",
+        ops_runner_attributes(ctx.settings),
+        lambda: find_ops_runner(ctx, project_id),
+        lambda attributes: ctx.gitlab.create_project_runner(project_id, attributes),
+        project_path,
+    )
+
+
+def plan_runner(ctx: Context, stored: Stored, kind: RunnerKind | None = None) -> RunnerPlan:
     """Decide create / reuse / reset, with reads only."""
-    plan = _plan_runner(ctx, stored)
-    plan.attributes = runner_attributes(ctx.settings)
+    kind = kind or group_kind(ctx)
+    plan = _plan_runner(ctx, stored, kind)
+    plan.attributes = kind.attributes
     return plan
 
 
-def _plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
-    wanted = runner_attributes(ctx.settings)
+def _plan_runner(ctx: Context, stored: Stored, kind: RunnerKind) -> RunnerPlan:
+    wanted = kind.attributes
     if stored.runner_id is not None:
         runner = ctx.gitlab.runner(stored.runner_id)
         if runner is not None:
@@ -214,8 +267,8 @@ def _plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
             if not state.dead:
                 return RunnerPlan("reuse", state.verdict, runner, drift)
             return RunnerPlan("reset", f"the stored token is dead: {state.dead}", runner, drift)
-        ctx.warn(f"runner #{stored.runner_id} recorded in the cluster is gone from GitLab")
-    runner = find_marked_runner(ctx)
+        ctx.warn(f"{kind.label} #{stored.runner_id} recorded in the cluster is gone from GitLab")
+    runner = kind.find()
     if runner is not None:
         return RunnerPlan(
             "reset",
@@ -223,26 +276,30 @@ def _plan_runner(ctx: Context, stored: Stored) -> RunnerPlan:
             runner,
             runner_drift(runner, wanted),
         )
-    return RunnerPlan("create", "no runner for this cluster and namespace yet")
+    return RunnerPlan("create", f"no {kind.label} for this cluster and namespace yet")
 
 
-def execute_runner(ctx: Context, plan: RunnerPlan) -> NewToken | None:
+def execute_runner(
+    ctx: Context, plan: RunnerPlan, kind: RunnerKind | None = None
+) -> NewToken | None:
     """Create or reset as planned; returns the new token (None when reused)."""
+    kind = kind or group_kind(ctx)
     gl = ctx.gitlab
     if plan.action == "create":
-        attributes = runner_attributes(ctx.settings)
-        plan.token = gl.create_runner(ctx.group_id, attributes)
-        ctx.reporter.info(f"Created runner #{plan.token.runner_id} in {ctx.settings.gitlab.group}")
+        plan.token = kind.create(kind.attributes)
+        ctx.reporter.info(f"Created {kind.label} #{plan.token.runner_id} in {kind.where}")
         return plan.token
     if plan.runner is None:
         raise ValueError(f"a {plan.action} plan always names its runner")  # a bug: exit 1
     if plan.updates:
         known = plan.runner.token_expires_at  # PUT answers RunnerDetails: no expiry
         plan.runner = with_expiry(gl.update_runner(plan.runner.id, plan.updates), known)
-        ctx.reporter.info(f"Updated runner #{plan.runner.id}: {', '.join(sorted(plan.updates))}")
+        ctx.reporter.info(
+            f"Updated {kind.label} #{plan.runner.id}: {', '.join(sorted(plan.updates))}"
+        )
     if plan.action == "reset":
         plan.token = gl.reset_token(plan.runner.id)
-        ctx.reporter.info(f"Reset the token of runner #{plan.runner.id} ({plan.reason})")
+        ctx.reporter.info(f"Reset the token of {kind.label} #{plan.runner.id} ({plan.reason})")
         plan.contact_before = contact_baseline(ctx, plan.runner.id, n.system_id(ctx.settings))
         return plan.token
     return None
@@ -341,8 +398,16 @@ def install(
     if image_cache_wanted(settings) and not image_cache_ok:
         ctx.warn(IMAGE_CACHE_MISSING)
 
+    loop = None
+    if schedule and settings.rotation.in_cluster:
+        # The rotation runner belongs to the ops project: that project comes first.
+        project, ops_files = ensure_ops_project(
+            settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report
+        )
+        loop = _Loop(project.id if project else None, ops_project(settings), project, ops_files)
+
     if dry_run:
-        planned = _plan(ctx, local, image_cache_ok, namespace_exists, dry_run=True)
+        planned = _plan(ctx, local, image_cache_ok, namespace_exists, loop, dry_run=True)
         _apply(ctx, planned.result.changes, dry_run=True, namespace_exists=namespace_exists)
         result = planned.result
     else:
@@ -352,7 +417,7 @@ def install(
             # idempotent: a concurrent install creating it too is harmless).
             created_namespace = _create_namespace(ctx)
         # A namespace created just now holds nothing yet: no need to read its objects.
-        planned = _plan(ctx, local, image_cache_ok, namespace_exists, dry_run=False)
+        planned = _plan(ctx, local, image_cache_ok, namespace_exists, loop, dry_run=False)
         if planned.writes_nothing:
             # Nothing to change: no lock either, so a no-op run writes nothing at all.
             result = planned.result
@@ -375,11 +440,11 @@ def install(
             ):
                 # Another run may have acted between our reads and the lock: plan again
                 # from what is there now unless nothing the plan depended on changed.
-                if waited or not _still_current(ctx, planned):
-                    planned = _plan(ctx, local, image_cache_ok, True, dry_run=False)
+                if waited or not _still_current(ctx, planned, loop):
+                    planned = _plan(ctx, local, image_cache_ok, True, loop, dry_run=False)
                 if on_plan is not None:
                     on_plan(planned.result)
-                result = _execute(ctx, planned)
+                result = _execute(ctx, planned, loop)
                 _wait(ctx, result, deadline, wait=wait)
         if created_namespace is not None:
             result.changes = [created_namespace] + [
@@ -397,7 +462,12 @@ def install(
         result.warnings += [w for w in result.templates.warnings if w not in result.warnings]
     if schedule:
         result.schedule = ensure_schedule(
-            settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report
+            settings,
+            ctx.gitlab,
+            ctx.group_id,
+            dry_run=dry_run,
+            reporter=report,
+            ops=(loop.project, loop.files) if loop else None,
         )
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)
@@ -428,15 +498,25 @@ class _Planned:
     local: Credentials
     image_cache_ok: bool
     secret_version: str | None
+    #: The rotation entry as the plan renders it (None: config.toml has none).
+    ops: OpsEntry | None = None
 
     @property
     def writes_nothing(self) -> bool:
-        runner = self.result.runner
-        return (
-            runner.action == "reuse"
-            and not runner.updates
-            and all(c.action == "unchanged" for c in self.result.changes)
-        )
+        runners = [self.result.runner, self.result.ops_runner]
+        kept = all(r is None or (r.action == "reuse" and not r.updates) for r in runners)
+        return kept and all(c.action == "unchanged" for c in self.result.changes)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """The ops project the rotation runner belongs to (``project_id`` None: a dry run that
+    would create the project)."""
+
+    project_id: int | None
+    path: str
+    project: Project | None
+    files: OpsResult
 
 
 def _secret_version(ctx: Context) -> str | None:
@@ -444,7 +524,7 @@ def _secret_version(ctx: Context) -> str | None:
     return secret["metadata"].get("resourceVersion") if secret else None
 
 
-def _still_current(ctx: Context, planned: _Planned) -> bool:
+def _still_current(ctx: Context, planned: _Planned, loop: _Loop | None) -> bool:
     """Whether what a plan read is still there once the lock is held.
 
     The config Secret (any run that stored a token changed it), and for a create the runners
@@ -453,6 +533,13 @@ def _still_current(ctx: Context, planned: _Planned) -> bool:
     """
     if _secret_version(ctx) != planned.secret_version:
         return False
+    ops = planned.result.ops_runner
+    creates_ops = ops is not None and ops.action == "create"
+    if creates_ops and loop and loop.project_id is not None:
+        # Another install may have created it meanwhile: never two.
+        return find_ops_runner(ctx, loop.project_id) is None and (
+            planned.result.runner.action != "create" or find_marked_runner(ctx) is None
+        )
     return planned.result.runner.action != "create" or find_marked_runner(ctx) is None
 
 
@@ -461,14 +548,16 @@ def _plan(
     local: Credentials,
     image_cache_ok: bool,
     namespace_exists: bool,
+    loop: _Loop | None,
     *,
     dry_run: bool,
 ) -> _Planned:
-    """Read the state and decide what to do with the runner and each object (reads only)."""
+    """Read the state and decide what to do with the runners and each object (reads only)."""
     settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
     secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
     stored = read_stored(secret)
     runner_plan = plan_runner(ctx, stored)
+    ops_plan, ops = _plan_ops(ctx, secret, loop)
 
     # Render with the token we will end up with: the stored one when reused. A new token is
     # only known after the GitLab write, so the plan uses the stored one or a placeholder.
@@ -479,57 +568,117 @@ def _plan(
         runner_plan.runner.token_expires_at if runner_plan.runner else None
     ) or stored.expires_at
     objects = render_objects(
-        settings, local, plan_token, runner_plan.runner_id, expires, image_cache_ok
+        settings, local, plan_token, runner_plan.runner_id, expires, image_cache_ok, ops
     )
     live = read_live(ctx, objects, namespace_exists)
-    changes = [_change(obj, live.get(obj.ref), runner_plan) for obj in objects]
+    new_token = runner_plan.action != "reuse" or (
+        ops_plan is not None and ops_plan.action != "reuse"
+    )
+    changes = [_change(obj, live.get(obj.ref), new_token) for obj in objects]
     check_permissions(ctx, changes)
     result = InstallResult(
-        dry_run=dry_run, runner=runner_plan, changes=changes, warnings=ctx.warnings
+        dry_run=dry_run,
+        runner=runner_plan,
+        changes=changes,
+        warnings=ctx.warnings,
+        ops_runner=ops_plan,
     )
     version = secret["metadata"].get("resourceVersion") if secret else None
-    return _Planned(result, live, local, image_cache_ok, version)
+    return _Planned(result, live, local, image_cache_ok, version, ops)
 
 
-def _execute(ctx: Context, planned: _Planned) -> InstallResult:
-    """Act on a plan: the runner first (storing a new token at once), then the objects."""
-    result, live, report = planned.result, planned.live, ctx.reporter
-    runner_plan, changes = result.runner, result.changes
+def _plan_ops(
+    ctx: Context, secret: dict[str, Any] | None, loop: _Loop | None
+) -> tuple[RunnerPlan | None, OpsEntry | None]:
+    """The rotation runner's plan, and its config.toml entry as the plan renders it.
+
+    Without a managed loop (``--skip-schedule``) an entry already stored is kept as it is.
+    """
+    stored = read_stored(secret, OPS_ENTRY)
+    if loop is None:
+        return None, stored_ops_entry(secret)
+    if loop.project_id is None:  # dry run: the ops project does not exist yet
+        plan = RunnerPlan("create", "no ops runner for this cluster and namespace yet")
+    else:
+        plan = plan_runner(ctx, stored, ops_kind(ctx, loop.project_id, loop.path))
+    token = stored.token if plan.action == "reuse" else (stored.token or PLACEHOLDER_OPS_TOKEN)
+    expires = (plan.runner.token_expires_at if plan.runner else None) or stored.expires_at
+    return plan, OpsEntry(token, plan.runner_id, expires)
+
+
+def _execute(ctx: Context, planned: _Planned, loop: _Loop | None) -> InstallResult:
+    """Act on a plan: the runners first (storing new tokens at once), then the objects.
+
+    The group runner comes first; when the rotation runner's create or reset then fails,
+    the group runner's new token is still stored before the error is raised (its old one is
+    dead already), and the next run repairs the rotation runner.
+    """
+    result = planned.result
+    runner_plan, ops_plan = result.runner, result.ops_runner
     new_token = execute_runner(ctx, runner_plan)
-    stored_now: set[str] = set()
-    if new_token is not None:
-        objects = render_objects(
-            ctx.settings,
-            planned.local,
-            new_token.token,
-            new_token.runner_id,
-            new_token.expires_at,
-            planned.image_cache_ok,
-        )
-        refreshed = {obj.ref: obj for obj in objects}
-        changes = [
-            Change(refreshed[c.ref], decide(refreshed[c.ref].body, live.get(c.ref)), c.diff)
-            for c in changes
-        ]
-        result.changes = changes
-        config = next(
-            c for c in changes if c.obj.kind == "Secret" and c.obj.name == n.CONFIG_SECRET
-        )
+    new_ops: NewToken | None = None
+    failure: GitLabError | None = None
+    if ops_plan is not None and loop is not None and loop.project_id is not None:
         try:
-            ctx.kube.apply(config.obj.body)
-        except KubeError:
-            if runner_plan.action == "create":
-                # Nothing holds the new token: remove the runner so no orphan is left behind.
-                ctx.gitlab.delete_runner(new_token.runner_id)
-                report.warn(
-                    f"Deleted runner #{new_token.runner_id} again: its token could not be stored"
-                )
-            raise
-        report.info(f"Stored the runner token in Secret {n.CONFIG_SECRET}")
-        stored_now.add(n.CONFIG_SECRET)
-    rest = [c for c in changes if not (c.obj.kind == "Secret" and c.obj.name in stored_now)]
+            new_ops = execute_runner(ctx, ops_plan, ops_kind(ctx, loop.project_id, loop.path))
+        except GitLabError as exc:
+            failure = exc
+    stored_now = _store_tokens(ctx, planned, new_token, new_ops)
+    if failure is not None:
+        raise failure
+    rest = [c for c in result.changes if not (c.obj.kind == "Secret" and c.obj.name in stored_now)]
     _apply(ctx, rest, dry_run=False, namespace_exists=True)
     return result
+
+
+def _store_tokens(
+    ctx: Context, planned: _Planned, new_token: NewToken | None, new_ops: NewToken | None
+) -> set[str]:
+    """Write new tokens into the config Secret at once; the names of what was written.
+
+    When that write fails, a runner created just now is deleted again: nothing holds its
+    token, and it must not be left behind as an orphan.
+    """
+    if new_token is None and new_ops is None:
+        return set()
+    result, live, report = planned.result, planned.live, ctx.reporter
+    stored = read_stored(live.get(f"Secret/{n.CONFIG_SECRET}"))
+    runner = result.runner
+    token = new_token.token if new_token else (stored.token or PLACEHOLDER_TOKEN)
+    runner_id = new_token.runner_id if new_token else runner.runner_id
+    expires = (
+        new_token.expires_at
+        if new_token
+        else (runner.runner.token_expires_at if runner.runner else None) or stored.expires_at
+    )
+    ops = planned.ops
+    if new_ops is not None:
+        ops = OpsEntry(new_ops.token, new_ops.runner_id, new_ops.expires_at)
+    objects = render_objects(
+        ctx.settings, planned.local, token, runner_id, expires, planned.image_cache_ok, ops
+    )
+    refreshed = {obj.ref: obj for obj in objects}
+    result.changes = [
+        Change(refreshed[c.ref], decide(refreshed[c.ref].body, live.get(c.ref)), c.diff)
+        for c in result.changes
+    ]
+    config = next(
+        c for c in result.changes if c.obj.kind == "Secret" and c.obj.name == n.CONFIG_SECRET
+    )
+    try:
+        ctx.kube.apply(config.obj.body)
+    except KubeError:
+        created = [
+            (t, p)
+            for t, p in ((new_token, runner), (new_ops, result.ops_runner))
+            if t is not None and p is not None and p.action == "create"
+        ]
+        for made, _plan in created:
+            ctx.gitlab.delete_runner(made.runner_id)
+            report.warn(f"Deleted runner #{made.runner_id} again: its token could not be stored")
+        raise
+    report.info(f"Stored the runner token in Secret {n.CONFIG_SECRET}")
+    return {n.CONFIG_SECRET}
 
 
 def _wait(
@@ -549,11 +698,22 @@ def _wait(
             after=result.runner.contact_before,
             once=not changed,
         )
+    ops = result.ops_runner
+    if ops is not None and ops.runner_id is not None:
+        # The same manager pod polls for the rotation entry, with the same system id.
+        wait_online(
+            ctx,
+            ops.runner_id,
+            deadline,
+            system_id=n.system_id(ctx.settings),
+            after=ops.contact_before,
+            once=not changed,
+        )
 
 
-def _change(obj: KubeObject, live: dict[str, Any] | None, runner_plan: RunnerPlan) -> Change:
+def _change(obj: KubeObject, live: dict[str, Any] | None, new_token: bool) -> Change:
     action = decide(obj.body, live)
-    if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET and runner_plan.action != "reuse":
+    if obj.kind == "Secret" and obj.name == n.CONFIG_SECRET and new_token:
         action = "create" if live is None else "update"
     # Creates carry their content too: the plan shows it on request (--diff).
     return Change(obj, action, diff(obj.body, live) if action != "unchanged" else "")

@@ -31,6 +31,7 @@ from bootstrap import __version__
 from bootstrap.config import Settings
 from bootstrap.gitlab import GitLab, Project
 from bootstrap.publish import commit_actions, plan_files
+from bootstrap.render.names import OPS_RUNNER_TAG, ROTATOR
 from bootstrap.report import QuietReporter, Reporter
 
 DEFAULT_OPS_PROJECT = "gitlab-eci-bootstrap"
@@ -114,7 +115,6 @@ def pipeline_file(settings: Settings) -> str:
     """The ops project's ``.gitlab-ci.yml``."""
     variables = "".join(f"    {k}: {_q(v)}\n" for k, v in job_variables(settings).items())
     script = "".join(f"    - {_q(line)}\n" for line in job_script())
-    tags = f"  tags: [{_q(settings.gitlab.tags[0])}]\n" if settings.gitlab.tags else ""
     return (
         f"# Managed by gitlab-eci-bootstrap {__version__}: `bootstrap install` rewrites this\n"
         "# file and tool/. The schedule that install creates runs the job below; it renews\n"
@@ -136,10 +136,10 @@ def pipeline_file(settings: Settings) -> str:
         f"{JOB}:\n"
         "  stage: rotate\n"
         f"  image: {JOB_IMAGE}\n"
-        f"{tags}"
+        "  # The ops project's own runner: locked to this project, protected refs only; its\n"
+        f"  # job pods run as the ServiceAccount {ROTATOR}, which no other job can get.\n"
+        f"  tags: [{_q(OPS_RUNNER_TAG)}]\n"
         "  variables:\n"
-        "    # Allowed by the runner's service-account overwrite (^gitlab-runner-rotator$).\n"
-        "    KUBERNETES_SERVICE_ACCOUNT_OVERWRITE: gitlab-runner-rotator\n"
         f"{variables}"
         "  script:\n"
         f"{script}"

@@ -50,6 +50,18 @@ def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
             f"      ~ {k}: {_value(previous[k])} -> {_value(v)}"
             for k, v in sorted(runner.updates.items())
         )
+    ops = result.ops_runner
+    if ops is not None:
+        oid = f" #{ops.runner_id}" if ops.runner_id is not None else ""
+        verb = {"create": "create", "reuse": "keep", "reset": "reset the token of"}[ops.action]
+        lines.append(f"GitLab: {verb} ops runner{oid} (the rotation's own) — {ops.reason}")
+        if ops.updates:
+            lines.append(f"GitLab: update ops runner{oid}:")
+            before = ops.previous
+            lines.extend(
+                f"      ~ {k}: {_value(before[k])} -> {_value(v)}"
+                for k, v in sorted(ops.updates.items())
+            )
     if result.templates is not None:
         lines.append(_templates_line(result.templates))
     if result.schedule is not None:
@@ -267,7 +279,8 @@ def uninstall_text(result: UninstallResult) -> str:
             "Nothing left to uninstall: no runner in GitLab and no object to delete in "
             f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
         )
-        return text + (f"GitLab: {result.schedule}.\n" if result.schedule else "")
+        loop = [m for m in (result.schedule, result.ops_runner) if m]
+        return text + "".join(f"GitLab: {m}.\n" for m in loop)
     if result.cancelled:
         return "Cancelled: nothing was changed.\n"
     lines = []
@@ -288,6 +301,8 @@ def uninstall_text(result: UninstallResult) -> str:
         lines.append(f"  {sign} {d.ref:<48} {what}{reason}")
     if result.schedule:
         lines.append(f"GitLab: {result.schedule}")
+    if result.ops_runner:
+        lines.append(f"GitLab: {result.ops_runner}")
     runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
     count = f"{runner_part}{len(result.deletions)} objects"
     if result.dry_run:

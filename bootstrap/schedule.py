@@ -21,8 +21,9 @@ from typing import Any
 
 from bootstrap.config import Settings
 from bootstrap.errors import GitLabError
-from bootstrap.gitlab import GitLab, Schedule
+from bootstrap.gitlab import GitLab, Project, Schedule
 from bootstrap.ops import OpsResult, ensure_ops_project, ops_project
+from bootstrap.render import names as n
 from bootstrap.report import QuietReporter, Reporter
 
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
@@ -73,12 +74,19 @@ def ensure_schedule(
     *,
     dry_run: bool = False,
     reporter: Reporter | None = None,
+    ops: tuple[Project | None, OpsResult] | None = None,
 ) -> ScheduleResult:
     """Create the ops project and the rotation schedule, or update them in place; never a
-    second schedule."""
+    second schedule.
+
+    Args:
+        ops: the ops project and its files when the caller ensured them already.
+    """
     report = reporter or QuietReporter()
     path = ops_project(settings)
-    project, ops = ensure_ops_project(settings, gitlab, group_id, dry_run=dry_run, reporter=report)
+    project, files = ops or ensure_ops_project(
+        settings, gitlab, group_id, dry_run=dry_run, reporter=report
+    )
     wanted: dict[str, Any] = {
         "description": description(settings),
         "ref": (project.default_branch if project else None) or "main",
@@ -87,7 +95,7 @@ def ensure_schedule(
         "active": True,
     }
     if project is None:  # a dry run that would create the project
-        return ScheduleResult(path, "created", changes=sorted(wanted), ops=ops)
+        return ScheduleResult(path, "created", changes=sorted(wanted), ops=files)
     mine = sorted(
         (s for s in gitlab.schedules(project.id) if s.description == wanted["description"]),
         key=lambda s: (any(k in STALE_VARIABLES for k in s.variables), s.id),
@@ -98,14 +106,14 @@ def ensure_schedule(
             gitlab.delete_schedule(project.id, extra.id)
             report.info(f"Deleted the duplicate rotation schedule #{extra.id} in {path}")
     if existing is None:
-        result = ScheduleResult(path, "created", changes=sorted(wanted), ops=ops)
+        result = ScheduleResult(path, "created", changes=sorted(wanted), ops=files)
         if not dry_run:
             created = gitlab.create_schedule(project.id, wanted)
             result.schedule_id = created.id
             report.info(f"Created the rotation schedule in {path} ({settings.rotation.cron})")
     else:
         result = _update(settings, gitlab, project.id, existing, wanted, dry_run, report)
-        result.ops = ops
+        result.ops = files
     _check_project(settings, gitlab, project.id, result, dry_run=dry_run, reporter=report)
     return result
 
@@ -262,3 +270,33 @@ def remove_schedule(
         return message
     report.info(f"Deleted the rotation schedule #{existing.id} in {path}")
     return f"deleted the rotation schedule #{existing.id} in {path}"
+
+
+def remove_ops_runner(
+    settings: Settings,
+    gitlab: GitLab,
+    runner_id: int | None,
+    *,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+) -> str | None:
+    """Delete the ops project's rotation runner (uninstall, after the runner pods are gone).
+
+    ``runner_id``: the one the config Secret records; else it is found by its marker among
+    the ops project's runners. Returns what happened, None when there was none.
+    """
+    report = reporter or QuietReporter()
+    runner = gitlab.runner(runner_id) if runner_id is not None else None
+    if runner is None:
+        project = gitlab.project(ops_project(settings))
+        marker = n.ops_runner_marker(settings)
+        listed = gitlab.project_runners(project.id) if project else []
+        details = (gitlab.runner(r.id) for r in listed)
+        runner = next((r for r in details if r and marker in r.maintenance_note), None)
+    if runner is None:
+        return None
+    if dry_run:
+        return f"would delete ops runner #{runner.id} ({runner.description})"
+    gitlab.delete_runner(runner.id)
+    report.info(f"Deleted ops runner #{runner.id}")
+    return f"deleted ops runner #{runner.id} ({runner.description})"

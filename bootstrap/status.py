@@ -63,6 +63,7 @@ from bootstrap.workflow import (
     runner_attributes,
     runner_drift,
     secret_text,
+    stored_ops_entry,
     token_state,
     with_expiry,
 )
@@ -322,7 +323,13 @@ def status(
     expires = (runner.token_expires_at if runner else None) or stored.expires_at
     runner_id = runner.id if runner else stored.runner_id
     objects = render_objects(
-        settings, local, stored.token or PLACEHOLDER_TOKEN, runner_id, expires, image_cache_ok
+        settings,
+        local,
+        stored.token or PLACEHOLDER_TOKEN,
+        runner_id,
+        expires,
+        image_cache_ok,
+        stored_ops_entry(secret),
     )
     live = read_live(ctx, objects, namespace_exists)
     drift = [

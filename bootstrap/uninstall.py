@@ -45,8 +45,9 @@ from bootstrap.errors import InvalidInput, KubeError, WaitTimeout
 from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
 from bootstrap.kube import KINDS, Kube
 from bootstrap.render import names as n
+from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
-from bootstrap.schedule import remove_schedule
+from bootstrap.schedule import remove_ops_runner, remove_schedule
 from bootstrap.workflow import (
     Context,
     access_review,
@@ -122,6 +123,8 @@ class UninstallResult:
     warnings: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     schedule: str = ""
+    #: The ops project's rotation runner: what happened to it ("" none).
+    ops_runner: str = ""
 
     @property
     def deletions(self) -> list[Deletion]:
@@ -149,6 +152,7 @@ class UninstallResult:
             "warnings": self.warnings,
             "requests": self.requests,
             "schedule": self.schedule or None,
+            "ops_runner": self.ops_runner or None,
         }
 
 
@@ -231,6 +235,7 @@ def uninstall(
     if result.nothing_left:
         # An earlier run may have stopped before the schedule: finish that part.
         result.schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run) or ""
+        result.ops_runner = remove_ops_runner(settings, ctx.gitlab, None, dry_run=dry_run) or ""
         result.requests = requests_made(ctx)
         return result
     if confirm is not None and not dry_run and not confirm(result):
@@ -242,6 +247,11 @@ def uninstall(
     schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run, reporter=report)
     if schedule:
         result.schedule = schedule
+    # After the pods are gone, as for the group runner: a rotation job running now finishes.
+    ops_id = read_stored(secret, OPS_ENTRY).runner_id
+    result.ops_runner = (
+        remove_ops_runner(settings, ctx.gitlab, ops_id, dry_run=dry_run, reporter=report) or ""
+    )
     result.done = not dry_run
     result.requests = requests_made(ctx)
     return result

@@ -37,8 +37,8 @@ from bootstrap.plan import with_applied_hash
 from bootstrap.readiness import not_ready_reasons
 from bootstrap.render import KubeObject, Rendered, render
 from bootstrap.render import names as n
-from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
-from bootstrap.render.runner_config import config_token
+from bootstrap.render.credentials import PLACEHOLDER_OPS_TOKEN, PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_token
 from bootstrap.report import Reporter
 
 PARALLELISM = 8
@@ -233,17 +233,29 @@ def secret_text(secret: dict[str, Any], key: str) -> str:
         return ""
 
 
-def read_stored(secret: dict[str, Any] | None) -> Stored:
-    """The runner token and id kept in the config Secret."""
+#: Seconds a rotation job may run on the ops runner (GitLab's least is 600).
+OPS_JOB_TIMEOUT = 3600
+
+#: The config Secret's annotations of each config.toml entry: (runner id, token expiry).
+ENTRY_ANNOTATIONS = {
+    GROUP_ENTRY: (n.ANNOTATION_RUNNER_ID, n.ANNOTATION_EXPIRES),
+    OPS_ENTRY: (n.ANNOTATION_OPS_RUNNER_ID, n.ANNOTATION_OPS_EXPIRES),
+}
+
+
+def read_stored(secret: dict[str, Any] | None, entry: int = GROUP_ENTRY) -> Stored:
+    """The token and runner id of one config.toml entry kept in the config Secret (the group
+    runner's by default; ``OPS_ENTRY``: the ops project's rotation runner)."""
     if not secret:
         return Stored()
     annotations = secret.get("metadata", {}).get("annotations") or {}
-    raw_id = annotations.get(n.ANNOTATION_RUNNER_ID, "")
-    token = config_token(secret_text(secret, "config.toml"))
+    id_key, expires_key = ENTRY_ANNOTATIONS[entry]
+    raw_id = annotations.get(id_key, "")
+    token = config_token(secret_text(secret, "config.toml"), entry)
     return Stored(
-        token="" if token == PLACEHOLDER_TOKEN else token,
+        token="" if token in (PLACEHOLDER_TOKEN, PLACEHOLDER_OPS_TOKEN) else token,
         runner_id=int(raw_id) if raw_id.isdigit() else None,
-        expires_at=annotations.get(n.ANNOTATION_EXPIRES) or None,
+        expires_at=annotations.get(expires_key) or None,
     )
 
 
@@ -263,6 +275,32 @@ def runner_attributes(settings: Settings) -> dict[str, Any]:
     if settings.gitlab.maximum_timeout:
         attributes["maximum_timeout"] = settings.gitlab.maximum_timeout
     return attributes
+
+
+def ops_runner_attributes(settings: Settings) -> dict[str, Any]:
+    """The ops project's rotation runner: locked to the project, jobs of protected refs only
+    (the schedule runs on the protected default branch), the rotation job's tag only."""
+    return {
+        "description": n.ops_runner_description(settings),
+        "tag_list": [n.OPS_RUNNER_TAG],
+        "run_untagged": False,
+        "locked": True,
+        "access_level": "ref_protected",
+        "paused": False,
+        "maintenance_note": n.ops_runner_marker(settings),
+        "maximum_timeout": OPS_JOB_TIMEOUT,
+    }
+
+
+def find_ops_runner(ctx: Context, project_id: int) -> Runner | None:
+    """The ops project's rotation runner, by the marker in its maintenance note (a
+    Maintainer of the project sees notes of its runners)."""
+    marker = n.ops_runner_marker(ctx.settings)
+    for listed in ctx.gitlab.project_runners(project_id):
+        runner = ctx.gitlab.runner(listed.id)
+        if runner and marker in runner.maintenance_note:
+            return runner
+    return None
 
 
 def live_attributes(runner: Runner) -> dict[str, Any]:
@@ -452,10 +490,26 @@ def image_cache_supported(kube: Kube, settings: Settings) -> bool:
     return kube.serves(IMAGE_CACHE_GROUP_VERSION, "imagecaches")
 
 
+@dataclass(frozen=True, repr=False)
+class OpsEntry:
+    """The ops project's rotation runner as config.toml and the Secret hold it."""
+
+    token: str
+    runner_id: int | None
+    expires_at: str | None
+
+    def __repr__(self) -> str:
+        return f"OpsEntry(runner_id={self.runner_id}, token={redact_token(self.token)})"
+
+
 def desired_objects(
-    rendered: Rendered, runner_id: int | None, expires_at: str | None
+    rendered: Rendered,
+    runner_id: int | None,
+    expires_at: str | None,
+    ops: OpsEntry | None = None,
 ) -> list[KubeObject]:
-    """The rendered objects, stamped with their hash and (config Secret) the runner's id."""
+    """The rendered objects, stamped with their hash and (config Secret) the runners' ids
+    and token expiries."""
     stamped = []
     for obj in rendered.objects:
         body = obj.body
@@ -464,6 +518,10 @@ def desired_objects(
             annotations = {n.ANNOTATION_RUNNER_ID: str(runner_id or "")}
             if expires_at:
                 annotations[n.ANNOTATION_EXPIRES] = expires_at
+            if ops is not None:
+                annotations[n.ANNOTATION_OPS_RUNNER_ID] = str(ops.runner_id or "")
+                if ops.expires_at:
+                    annotations[n.ANNOTATION_OPS_EXPIRES] = ops.expires_at
             body["metadata"]["annotations"] = annotations
         stamped.append(KubeObject(body=with_applied_hash(body), wave=obj.wave))
     return stamped
@@ -476,11 +534,26 @@ def render_objects(
     runner_id: int | None,
     expires_at: str | None,
     image_cache_ok: bool,
+    ops: OpsEntry | None = None,
 ) -> list[KubeObject]:
-    """What ``install`` applies for this token and runner, exactly as it stamps it."""
-    creds = Credentials(**{**local.__dict__, "runner_token": token})
+    """What ``install`` applies for these tokens and runners, exactly as it stamps them.
+
+    ``ops``: the rotation runner's entry (None: config.toml has the group runner only).
+    """
+    ops = ops if ops is not None and settings.rotation.in_cluster else None
+    creds = Credentials(
+        **{**local.__dict__, "runner_token": token, "ops_runner_token": ops.token if ops else ""}
+    )
     rendered = render(settings, creds, image_cache_supported=image_cache_ok)
-    return desired_objects(rendered, runner_id, expires_at)
+    return desired_objects(rendered, runner_id, expires_at, ops)
+
+
+def stored_ops_entry(secret: dict[str, Any] | None) -> OpsEntry | None:
+    """The rotation runner's entry as the config Secret holds it (None when it has none)."""
+    stored = read_stored(secret, OPS_ENTRY)
+    if not stored.token and stored.runner_id is None:
+        return None
+    return OpsEntry(stored.token, stored.runner_id, stored.expires_at)
 
 
 def read_live(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 PLACEHOLDER_TOKEN = "glrt-PLACEHOLDER-bootstrap-install-sets-the-real-token"
+PLACEHOLDER_OPS_TOKEN = "glrt-PLACEHOLDER-bootstrap-install-sets-the-ops-runner-token"
 
 
 def _placeholder(what: str) -> str:
@@ -16,6 +17,8 @@ class Credentials:
     """Secret values that end up in Secrets. ``repr`` never shows them."""
 
     runner_token: str
+    #: The ops project's runner token: the sealed rotation entry of config.toml ("" none).
+    ops_runner_token: str = ""
     registry_password: str = ""
     ssh_private_key: str = ""
     ssh_public_key: str = ""
@@ -36,6 +39,7 @@ class Credentials:
         """Clearly marked stand-ins for an offline ``render`` (no credential is read)."""
         return cls(
             runner_token=PLACEHOLDER_TOKEN,
+            ops_runner_token=PLACEHOLDER_OPS_TOKEN,
             registry_password=_placeholder("registry password"),
             ssh_private_key=_placeholder("git ssh private key"),
             ssh_public_key=_placeholder("git ssh public key"),
@@ -52,6 +56,7 @@ class Credentials:
         """Every non-empty secret value (for redaction and leak scans)."""
         sensitive = (
             "runner_token",
+            "ops_runner_token",
             "registry_password",
             "ssh_private_key",
             "kube_key",

@@ -16,9 +16,12 @@ CONFIG_SECRET = "gitlab-runner-config"
 DEPLOYMENT = "gitlab-runner"
 SERVICE_ACCOUNT = "gitlab-runner"
 ROLE = "gitlab-runner"
-# The scheduled rotation job runs as this ServiceAccount (selected through the runner's
-# service-account overwrite); its Role reaches only the config Secret and the Deployment.
+# The scheduled rotation job runs as this ServiceAccount: the job pods of the ops runner
+# entry (a locked project runner of the ops project) and of no other; its Role reaches only
+# the config Secret and the Deployment.
 ROTATOR = "gitlab-runner-rotator"
+# The ops runner's only tag: the rotation job asks for it.
+OPS_RUNNER_TAG = "gitlab-eci-bootstrap-rotation"
 # The namespace's lock (a coordination.k8s.io Lease) that install and rotate hold.
 LOCK_LEASE = "gitlab-eci-bootstrap"
 REGISTRY_SECRET = "registry-auth-secret"
@@ -42,6 +45,8 @@ LABEL_INSTANCE = "gitlab-eci-bootstrap/namespace"
 ANNOTATION_CHECKSUM = "gitlab-eci-bootstrap/config-checksum"
 ANNOTATION_RUNNER_ID = "gitlab-eci-bootstrap/runner-id"
 ANNOTATION_EXPIRES = "gitlab-eci-bootstrap/token-expires-at"
+ANNOTATION_OPS_RUNNER_ID = "gitlab-eci-bootstrap/ops-runner-id"
+ANNOTATION_OPS_EXPIRES = "gitlab-eci-bootstrap/ops-token-expires-at"
 
 
 def runner_page(settings: Settings, runner_id: int) -> str:
@@ -103,3 +108,18 @@ def runner_description(settings: Settings) -> str:
     return settings.gitlab.runner_description or (
         f"{settings.profile} runner {settings.cluster_id}/{settings.kubernetes.namespace}"
     )
+
+
+def ops_runner_name(settings: Settings) -> str:
+    """The ops runner entry's name in config.toml."""
+    return f"{runner_name(settings)}-rotation"
+
+
+def ops_runner_marker(settings: Settings) -> str:
+    """The marker in the ops runner's maintenance note that identifies it."""
+    return runner_marker(settings).removesuffix("]") + " role=rotation]"
+
+
+def ops_runner_description(settings: Settings) -> str:
+    """The ops runner's description in GitLab."""
+    return f"gitlab-eci-bootstrap rotation {settings.cluster_id}/{settings.kubernetes.namespace}"

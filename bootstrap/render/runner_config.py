@@ -24,6 +24,7 @@ from bootstrap.render.names import (
     REGISTRY_MOUNT,
     REGISTRY_SECRET,
     ROTATOR,
+    ops_runner_name,
     runner_name,
 )
 
@@ -97,8 +98,8 @@ def _volumes(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     return volumes
 
 
-def _kubernetes(settings: Settings) -> dict[str, Any]:
-    ex = settings.executor
+def _base(settings: Settings) -> dict[str, Any]:
+    """What both entries' ``[runners.kubernetes]`` share: API access, namespace, images."""
     kube: dict[str, Any] = {}
     if settings.kubernetes.runner_auth == "client-certificate":
         kube.update(
@@ -109,9 +110,17 @@ def _kubernetes(settings: Settings) -> dict[str, Any]:
         )
     kube.update(
         namespace=settings.kubernetes.namespace,
-        image=ex.image,
-        pull_policy=ex.pull_policy,
+        image=settings.executor.image,
+        pull_policy=settings.executor.pull_policy,
         helper_image=settings.runner.helper_image,
+    )
+    return kube
+
+
+def _kubernetes(settings: Settings) -> dict[str, Any]:
+    ex = settings.executor
+    kube = _base(settings)
+    kube.update(
         cpu_request=ex.cpu_request,
         cpu_limit=ex.cpu_limit,
         memory_request=ex.memory_request,
@@ -137,9 +146,8 @@ def _kubernetes(settings: Settings) -> dict[str, Any]:
         kube["image_pull_secrets"] = [settings.registry.existing_secret or REGISTRY_SECRET]
     if ex.service_account:
         kube["service_account"] = ex.service_account
-    if settings.rotation.in_cluster:
-        # Exactly the rotator, so the scheduled rotation job can run as it; nothing else.
-        kube["service_account_overwrite_allowed"] = f"^{ROTATOR}$"
+    # No service_account_overwrite_allowed: an empty pattern makes gitlab-runner ignore
+    # KUBERNETES_SERVICE_ACCOUNT_OVERWRITE, so no job of the group can ask for the rotator.
     annotations = _pod_annotations(settings)
     if annotations:
         kube["pod_annotations"] = annotations
@@ -188,8 +196,60 @@ def _cache(settings: Settings, credentials: Credentials) -> dict[str, Any] | Non
     return {"Type": "s3", "Shared": cache.shared, "s3": s3}
 
 
+def _ops_entry(settings: Settings, credentials: Credentials) -> dict[str, Any]:
+    """The sealed rotation entry: a locked, ref-protected project runner of the ops project.
+
+    Its job pods run as the rotator ServiceAccount by default, one at a time; nothing of the
+    group entry (cache, registry, ssh key, extra volumes) is mounted. The same manager pod
+    polls for it, so the loop adds no always-on pod.
+    """
+    ex = settings.executor
+    kube = _base(settings)
+    kube.update(
+        cpu_request=ex.helper_cpu_request,
+        memory_request=ex.helper_memory_request,
+        helper_cpu_request=ex.helper_cpu_request,
+        helper_memory_request=ex.helper_memory_request,
+        poll_timeout=ex.poll_timeout,
+        privileged=False,
+        allow_privilege_escalation=False,
+        service_account=ROTATOR,
+        # The job reaches the cluster with this ServiceAccount's in-cluster credentials.
+        automount_service_account_token=True,
+    )
+    annotations = _pod_annotations(settings)
+    if annotations:
+        kube["pod_annotations"] = annotations
+    placement = _kubernetes(settings)
+    for key in ("node_selector", "node_tolerations"):
+        if key in placement:
+            kube[key] = placement[key]
+    entry: dict[str, Any] = {
+        "name": ops_runner_name(settings),
+        "url": settings.gitlab.url,
+        "token": credentials.ops_runner_token,
+        "executor": "kubernetes",
+        "limit": 1,
+        "output_limit": settings.runner.output_limit,
+    }
+    if settings.gitlab.ca_file:
+        entry["tls-ca-file"] = "/etc/gitlab-runner/certs/ca.crt"
+    entry["feature_flags"] = {"FF_DISABLE_AUTOMATIC_TOKEN_ROTATION": True}
+    entry["kubernetes"] = kube
+    return entry
+
+
+def has_ops_entry(settings: Settings, credentials: Credentials) -> bool:
+    """Whether config.toml gets the rotation entry (in-cluster rotation, and its token)."""
+    return settings.rotation.in_cluster and bool(credentials.ops_runner_token)
+
+
 def runner_config(settings: Settings, credentials: Credentials) -> dict[str, Any]:
-    """The config.toml document as a dict (holds the runner token: a Secret's content only)."""
+    """The config.toml document as a dict (holds the runner tokens: a Secret's content only).
+
+    ``runners[0]`` is the group runner; ``runners[1]``, when there is one, the ops project's
+    rotation runner.
+    """
     runner: dict[str, Any] = {
         "name": runner_name(settings),
         "url": settings.gitlab.url,
@@ -205,6 +265,9 @@ def runner_config(settings: Settings, credentials: Credentials) -> dict[str, Any
     if cache:
         runner["cache"] = cache
     runner["kubernetes"] = _kubernetes(settings)
+    runners = [runner]
+    if has_ops_entry(settings, credentials):
+        runners.append(_ops_entry(settings, credentials))
     return {
         "concurrent": settings.runner.concurrent,
         "check_interval": settings.runner.check_interval,
@@ -212,7 +275,7 @@ def runner_config(settings: Settings, credentials: Credentials) -> dict[str, Any
         "shutdown_timeout": settings.runner.shutdown_timeout,
         # Local metrics endpoint: the pod's probes use it instead of calling GitLab.
         "listen_address": f":{METRICS_PORT}",
-        "runners": [runner],
+        "runners": runners,
     }
 
 
@@ -221,24 +284,27 @@ def render_config_toml(settings: Settings, credentials: Credentials) -> str:
     return HEADER + tomli_w.dumps(runner_config(settings, credentials))
 
 
-def replace_token(config_toml: str, token: str) -> str:
-    """The same config.toml with another runner token.
+GROUP_ENTRY, OPS_ENTRY = 0, 1
+
+
+def replace_token(config_toml: str, token: str, entry: int = GROUP_ENTRY) -> str:
+    """The same config.toml with another token in one ``[[runners]]`` entry.
 
     Serialised exactly as :func:`render_config_toml` does, so a rotated config is
     byte-identical to what ``install`` renders with the new token.
     """
     doc = tomllib.loads(config_toml)
     runners = doc.get("runners") or []
-    if len(runners) != 1:
-        raise ValueError(f"expected one [[runners]] entry, found {len(runners)}")
-    runners[0]["token"] = token
+    if not 1 <= len(runners) <= 2 or entry >= len(runners):
+        raise ValueError(f"expected entry {entry} of one or two [[runners]], found {len(runners)}")
+    runners[entry]["token"] = token
     return HEADER + tomli_w.dumps(doc)
 
 
-def config_token(config_toml: str) -> str:
-    """The runner token in a config.toml ('' when there is none)."""
+def config_token(config_toml: str, entry: int = GROUP_ENTRY) -> str:
+    """The token of one ``[[runners]]`` entry in a config.toml ('' when there is none)."""
     try:
-        runners = tomllib.loads(config_toml).get("runners") or [{}]
+        runners = tomllib.loads(config_toml).get("runners") or []
     except tomllib.TOMLDecodeError:
         return ""
-    return str(runners[0].get("token", "")) if runners else ""
+    return str(runners[entry].get("token", "")) if len(runners) > entry else ""

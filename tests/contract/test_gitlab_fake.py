@@ -608,3 +608,45 @@ def test_more_routes_can_be_added(fake_gitlab: FakeGitLab) -> None:
     assert caught.value.error_message == "404 Project Not Found"
     with pytest.raises(gitlab.GitlabAuthenticationError):
         client(fake_gitlab, "glpat-unknown").projects.get("mygroup/ci-templates")
+
+
+# -- project runners (lib/api/user_runners.rb, lib/api/ci/runners.rb, ProjectPolicy) ------
+
+
+def test_project_runners_belong_to_their_project_and_its_maintainers(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    project = fake_gitlab.add_project(f"{GROUP}/ops", {"README.md": "x\n"})
+    body = {"runner_type": "project_type", "project_id": project.id, "locked": True}
+    owner = client(fake_gitlab)
+    reader = client(fake_gitlab, READER_TOKEN)
+    with pytest.raises(gitlab.exceptions.GitlabHttpError) as refused:
+        reader.http_post("/user/runners", post_data=body)  # a Developer: no create_runner
+    assert refused.value.response_code in (403, 404)
+    with pytest.raises(gitlab.exceptions.GitlabHttpError) as unknown:
+        owner.http_post("/user/runners", post_data={**body, "project_id": 999999})
+    assert unknown.value.response_code == 400
+
+    created = owner.http_post(
+        "/user/runners",
+        post_data={**body, "access_level": "ref_protected", "maintenance_note": "ours"},
+    )
+    runner_id = int(created["id"])
+    listed = owner.http_list(f"/projects/{project.id}/runners", query_data={"type": "project_type"})
+    assert [r["id"] for r in listed] == [runner_id]
+    assert owner.http_list(f"/groups/{GROUP}/runners", query_data={"type": "group_type"}) == []
+    details = owner.http_get(f"/runners/{runner_id}")
+    assert (details["runner_type"], details["locked"], details["access_level"]) == (
+        "project_type",
+        True,
+        "ref_protected",
+    )
+    assert details["maintenance_note"] == "ours"  # a Maintainer of the project may update it
+    old = str(created["token"])
+    reset = owner.http_post(f"/runners/{runner_id}/reset_authentication_token")
+    assert reset["token"] != old
+    with pytest.raises(gitlab.exceptions.GitlabHttpError) as dead:
+        owner.http_post("/runners/verify", post_data={"token": old})
+    assert dead.value.response_code == 403  # the old token is dead at once
+    owner.http_delete(f"/runners/{runner_id}")
+    assert fake_gitlab.runners == {}

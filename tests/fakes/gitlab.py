@@ -361,6 +361,7 @@ class FakeGitLab(FakeServer):
             ("GET", "/groups/:id/members/all", self._list_all_members, READ_API),
             ("GET", "/groups/:id/members/all/:user_id", self._get_member, READ_API),
             ("GET", "/groups/:id/runners", self._list_group_runners, READ_API),
+            ("GET", "/projects/:id/runners", self._list_project_runners, READ_API),
             ("POST", "/user/runners", self._create_user_runner, CREATE_RUNNER),
             ("POST", "/runners", self._register_legacy_runner, NO_AUTH),
             ("DELETE", "/runners", self._delete_runner_by_token, NO_AUTH),
@@ -957,7 +958,7 @@ class FakeGitLab(FakeServer):
                     }
                 )
         latest = self._latest_manager(runner)
-        can_update = self._runner_access(user, runner) >= OWNER
+        can_update = self._can_update(user, runner)
         return {
             **self._runner_json(runner),
             "tag_list": list(runner.tag_list),
@@ -1069,6 +1070,40 @@ class FakeGitLab(FakeServer):
         runners = self._filter_runners(runners, call.args())
         return self.paginate(call, [self._runner_json(r) for r in runners])
 
+    def _list_project_runners(self, call: Call) -> Response:
+        """``GET /projects/:id/runners``: ``read_project_runners`` (Maintainer); the
+        project's own runners, its groups' and the instance's (``owned_or_instance_wide``)."""
+        project = self.projects_api._project(call, MAINTAINER)
+        group = self.find_group(project.namespace_id)
+        lineage = {g.id for g in self.ancestors(group)} if group else set()
+        runners = [
+            r
+            for r in sorted(self._runners.values(), key=lambda r: r.id)
+            if r.runner_type == "instance_type"
+            or (r.runner_type == "group_type" and r.group_id in lineage)
+            or (r.runner_type == "project_type" and r.project_id == project.id)
+        ]
+        runners = self._filter_runners(runners, call.args())
+        return self.paginate(call, [self._runner_json(r) for r in runners])
+
+    def can_pick(self, runner_id: int, project_path: str, *, protected_ref: bool) -> bool:
+        """Whether a runner may take a job of ``project_path`` (``Ci::Runner#can_pick?``
+        without tags: the project is the runner's own, in its group's tree, or any for an
+        instance runner; a ``ref_protected`` runner only takes jobs of protected refs)."""
+        with self.lock:
+            runner = self._runners[runner_id]
+            project = self.projects_api.get(project_path)
+            if runner.paused or (runner.access_level == "ref_protected" and not protected_ref):
+                return False
+            if runner.runner_type == "project_type":
+                return runner.project_id == project.id
+            if runner.runner_type == "group_type":
+                group = self.find_group(project.namespace_id)
+                return group is not None and runner.group_id in {
+                    g.id for g in self.ancestors(group)
+                }
+            return True
+
     def _filter_runners(self, runners: list[Runner], args: dict[str, Any]) -> list[Runner]:
         if "type" in args:
             if args["type"] not in RUNNER_TYPES:
@@ -1158,7 +1193,7 @@ class FakeGitLab(FakeServer):
             raise param_error("runner_type does not have a valid value")
         if "paused" in args and "active" in args:
             raise param_error("active, paused are mutually exclusive")
-        group_id = None
+        group_id = project_id = None
         if runner_type == "group_type":
             if "group_id" not in args:
                 raise param_error("group_id is missing")
@@ -1171,13 +1206,21 @@ class FakeGitLab(FakeServer):
         elif runner_type == "project_type":
             if "project_id" not in args:
                 raise param_error("project_id is missing")
-            raise bad_request("Missing/invalid scope")  # projects are not modelled yet
+            project = self.projects_api.find(to_int(args["project_id"], "project_id"))
+            if project is None:
+                raise bad_request("Missing/invalid scope")
+            # ProjectPolicy: Maintainers have create_runner.
+            if not user.admin and self.projects_api._role(user, project) < MAINTAINER:
+                raise forbidden("Insufficient permissions")
+            project_id = project.id
         elif not user.admin:
             raise forbidden("Insufficient permissions")
-        attrs = {k: v for k, v in args.items() if k not in ("runner_type", "group_id")}
+        keep = {k: v for k, v in args.items() if k not in ("runner_type", "group_id", "project_id")}
         probe = Runner(0, runner_type, "", None)
-        self._apply_runner_attrs(probe, attrs)  # validate before creating anything
-        runner = self._new_runner(runner_type, group_id, user.id, attrs)
+        self._apply_runner_attrs(probe, keep)  # validate before creating anything
+        runner = self._new_runner(runner_type, group_id, user.id, keep)
+        if runner_type == "project_type":
+            runner.project_id = project_id
         return self.json(
             {
                 "id": runner.id,
@@ -1202,7 +1245,16 @@ class FakeGitLab(FakeServer):
             return OWNER
         if runner.runner_type == "group_type" and runner.group_id in self.groups:
             return self.access_level(user, self.groups[runner.group_id])
+        if runner.runner_type == "project_type" and runner.project_id is not None:
+            project = self.projects_api.find(runner.project_id)
+            return self.projects_api._role(user, project) if project else 0
         return 0
+
+    def _can_update(self, user: User, runner: Runner) -> bool:
+        """``RunnerPolicy`` ``update_runner``: the Owner of a group runner's group; a
+        Maintainer of a project runner's owner project (``admin_project_runners``)."""
+        needed = MAINTAINER if runner.runner_type == "project_type" else OWNER
+        return self._runner_access(user, runner) >= needed
 
     def _get_runner(self, call: Call) -> Response:
         runner = self._runner_by_id(call)
@@ -1225,7 +1277,7 @@ class FakeGitLab(FakeServer):
 
     def _require_owner(self, call: Call, runner: Runner) -> None:
         assert call.user is not None
-        if self._runner_access(call.user, runner) < OWNER:
+        if not self._can_update(call.user, runner):
             raise forbidden("No access granted")
 
     def _update_runner(self, call: Call) -> Response:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 def runner_pods(kube: FakeKube) -> list[tuple[str, str]]:
-    """``(token, system id)`` of each runner Deployment whose pods run now: rolled out and
-    ready, with the config.toml the Secret holds (the pod template's checksum matches it).
+    """``(token, system id)`` of each ``[[runners]]`` entry of each runner Deployment whose
+    pods run now: rolled out and ready, with the config.toml the Secret holds (the pod
+    template's checksum matches it).
     FakeGitLab lets each contact GitLab, as a polling gitlab-runner would."""
     import tomllib
 
@@ -45,10 +46,13 @@ def runner_pods(kube: FakeKube) -> list[tuple[str, str]]:
             for e in c.get("env") or []
         }
         try:
-            token = tomllib.loads(config)["runners"][0]["token"]
-        except (tomllib.TOMLDecodeError, KeyError, IndexError):
+            entries = tomllib.loads(config)["runners"]
+        except (tomllib.TOMLDecodeError, KeyError):
             continue
-        processes.append((str(token), env.get("RUNNER_SYSTEM_ID", "")))
+        # One process polls for every [[runners]] entry, with the one system id of its
+        # config (gitlab-runner keeps it in .runner_system_id, per config file).
+        system_id = env.get("RUNNER_SYSTEM_ID", "")
+        processes += [(str(e["token"]), system_id) for e in entries if e.get("token")]
     return processes
 
 

@@ -15,6 +15,7 @@ import yaml
 from bootstrap.config import NAS_MOUNT_OPTIONS, Settings
 from bootstrap.render import Credentials, names, render
 from bootstrap.render.objects import RUNNER_RULES
+from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_token, replace_token
 from tests.conftest import DATA, make_settings
 
 KUBE_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
@@ -113,6 +114,7 @@ IMAGE_CACHE_SPEC_KEYS = {"images", "imagePullSecrets", "imageCacheSize", "retent
 
 CREDS = Credentials(
     runner_token="glrt-t1_SecretRunnerTokenValue42",
+    ops_runner_token="glrt-t3_SecretOpsRunnerTokenValue7",
     registry_password="registry-Pa55word-xyz",
     ssh_private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nsecretkeymaterial\n-----END",
     ssh_public_key="ssh-ed25519 AAAAC3Nza publickey",
@@ -502,12 +504,41 @@ def test_rotator_role_reaches_only_the_secret_the_deployment_and_the_lock() -> N
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "gitlab-runner-rotator", "namespace": "gitlab-runner"}
     ]
-    kube = tomllib.loads(rendered.config_toml)["runners"][0]["kubernetes"]
-    assert kube["service_account_overwrite_allowed"] == "^gitlab-runner-rotator$"
 
 
-def test_without_in_cluster_rotation_no_overwrite_is_allowed() -> None:
+def test_only_the_sealed_ops_entry_runs_jobs_as_the_rotator() -> None:
+    settings = _settings("everything", "eci")
+    group, ops = tomllib.loads(render(settings, CREDS).config_toml)["runners"]
+    # No job of the group can ask for another ServiceAccount: gitlab-runner ignores
+    # KUBERNETES_SERVICE_ACCOUNT_OVERWRITE when the allowed pattern is empty.
+    assert "service_account_overwrite_allowed" not in group["kubernetes"]
+    assert group["kubernetes"].get("service_account") != "gitlab-runner-rotator"
+    assert (ops["name"], ops["token"], ops["limit"]) == (
+        "default-gitlab-runner-rotation",
+        CREDS.ops_runner_token,
+        1,
+    )
+    kube = ops["kubernetes"]
+    assert kube["service_account"] == "gitlab-runner-rotator"
+    assert "service_account_overwrite_allowed" not in kube
+    assert kube["automount_service_account_token"] is True
+    # None of the group entry's secrets reach the rotation job's pod.
+    assert not {"volumes", "image_pull_secrets"} & set(kube)
+    assert "cache" not in ops
+    assert ops["feature_flags"]["FF_DISABLE_AUTOMATIC_TOKEN_ROTATION"] is True
+
+
+def test_without_in_cluster_rotation_there_is_no_rotator_and_no_ops_entry() -> None:
     rendered = render(make_settings(rotation={"in_cluster": False}), CREDS)
     assert not [o for o in rendered.objects if o.name == "gitlab-runner-rotator"]
-    kube = tomllib.loads(rendered.config_toml)["runners"][0]["kubernetes"]
-    assert "service_account_overwrite_allowed" not in kube
+    [runner] = tomllib.loads(rendered.config_toml)["runners"]
+    assert "service_account_overwrite_allowed" not in runner["kubernetes"]
+
+
+def test_a_token_is_replaced_in_its_own_entry_only() -> None:
+    config = render(make_settings(), CREDS).config_toml
+    changed = replace_token(config, "glrt-new-ops-token-value", OPS_ENTRY)
+    assert config_token(changed, OPS_ENTRY) == "glrt-new-ops-token-value"
+    assert config_token(changed, GROUP_ENTRY) == CREDS.runner_token
+    again = replace_token(changed, CREDS.ops_runner_token, OPS_ENTRY)
+    assert again == config, "the same bytes install renders"

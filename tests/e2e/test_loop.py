@@ -1,0 +1,99 @@
+"""The rotation loop install builds: the ops project, its sealed runner entry, the schedule."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from typing import Any
+
+from tests.e2e.conftest import Target
+from tests.fakes.fixtures import OWNER_API_TOKEN
+
+OPS = "mygroup/gitlab-eci-bootstrap"
+ROTATOR = "gitlab-runner-rotator"
+
+
+def _loop(target: Target) -> None:
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+
+
+def _runners(target: Target) -> dict[str, Any]:
+    by_type = {r.runner_type: r for r in target.gitlab.runners.values()}
+    assert len(by_type) == len(target.gitlab.runners), "one runner of each type"
+    return by_type
+
+
+def test_fresh_install_builds_a_sealed_rotation_runner(target: Target) -> None:
+    _loop(target)
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    runners = _runners(target)
+    assert set(runners) == {"group_type", "project_type"}
+    ops = target.gitlab.runners[
+        next(r.id for r in runners.values() if r.runner_type == "project_type")
+    ]
+    project = target.gitlab.project(OPS)
+    assert ops.project_id == project.id
+    assert (ops.locked, ops.access_level, ops.run_untagged) == (True, "ref_protected", False)
+    assert ops.tag_list == ["gitlab-eci-bootstrap-rotation"]
+    group_entry, ops_entry = tomllib.loads(target.stored_config())["runners"]
+    assert ops_entry["token"] == ops.token
+    assert ops_entry["kubernetes"]["service_account"] == ROTATOR
+    assert "service_account_overwrite_allowed" not in group_entry["kubernetes"]
+    assert f"GitLab: create ops runner #{ops.id} (the rotation's own)" in result.stdout
+    # The one manager pod polls for both entries: both come online.
+    assert f"Runner #{ops.id} is online" in result.output
+
+
+def test_second_install_writes_nothing_for_the_loop(target: Target) -> None:
+    _loop(target)
+    assert target.run("install").exit_code == 0
+    target.gitlab.clear_log()
+    target.kube.clear_log()
+
+    result = target.run("install", "--output", "json")
+
+    assert result.exit_code == 0, result.output
+    assert target.gitlab_writes() == []
+    assert target.kube_writes() == []
+    assert json.loads(result.stdout)["ops_runner"]["action"] == "reuse"
+    assert len(target.gitlab.runners) == 2
+
+
+def test_a_job_of_another_project_cannot_reach_the_rotator(target: Target) -> None:
+    _loop(target)
+    target.gitlab.add_project("mygroup/web", {"README.md": "web\n"})
+    assert target.run("install").exit_code == 0
+    runners = {r.runner_type: r.id for r in target.gitlab.runners.values()}
+    ops, group = runners["project_type"], runners["group_type"]
+
+    # GitLab gives the rotation runner jobs of the ops project's protected refs only ...
+    assert not target.gitlab.can_pick(ops, "mygroup/web", protected_ref=True)
+    assert not target.gitlab.can_pick(ops, OPS, protected_ref=False)
+    assert target.gitlab.can_pick(ops, OPS, protected_ref=True)
+    # ... and the group runner, which takes everyone's jobs, never runs one as the rotator:
+    # without service_account_overwrite_allowed gitlab-runner ignores
+    # KUBERNETES_SERVICE_ACCOUNT_OVERWRITE.
+    assert target.gitlab.can_pick(group, "mygroup/web", protected_ref=False)
+    [group_entry, _] = tomllib.loads(target.stored_config())["runners"]
+    kube = group_entry["kubernetes"]
+    assert "service_account_overwrite_allowed" not in kube
+    assert kube.get("service_account", "default") != ROTATOR
+
+
+def test_uninstall_removes_the_ops_runner_and_the_schedule(target: Target) -> None:
+    _loop(target)
+    assert target.run("install").exit_code == 0
+    assert len(target.gitlab.runners) == 2
+
+    result = target.run("uninstall", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert target.gitlab.runners == {}
+    assert "deleted ops runner #" in result.stdout
+    assert target.gitlab.project(OPS).schedules == {}
+    # The ops project itself stays (its history is the loop's record).
+    assert target.gitlab.project(OPS).files["main"]
