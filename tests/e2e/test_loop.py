@@ -43,7 +43,8 @@ def test_fresh_install_builds_a_sealed_rotation_runner(target: Target) -> None:
     assert ops_entry["token"] == ops.token
     assert ops_entry["kubernetes"]["service_account"] == ROTATOR
     assert "service_account_overwrite_allowed" not in group_entry["kubernetes"]
-    assert f"GitLab: create ops runner #{ops.id} (the rotation's own)" in result.stdout
+    assert "GitLab: create ops runner (the rotation's own)" in result.output  # the plan
+    assert f"Created ops runner #{ops.id} in {OPS}" in result.output
     # The one manager pod polls for both entries: both come online.
     assert f"Runner #{ops.id} is online" in result.output
 
