@@ -43,7 +43,8 @@ def gitlab_token(environ: Mapping[str, str]) -> str:
         )
     if len(token) < MIN_TOKEN_LENGTH:
         raise InvalidInput(
-            f"GITLAB_TOKEN is {len(token)} characters long: shorter than any GitLab token "
+            f"GITLAB_TOKEN is {len(token)} character{'s' if len(token) != 1 else ''} long: "
+            "shorter than any GitLab token "
             f"(at least {MIN_TOKEN_LENGTH})",
             hint=TOKEN_HINT,
         )

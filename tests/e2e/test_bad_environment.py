@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -64,6 +65,13 @@ users: [{name: u, user: {token: t}}]
 contexts: [{name: real, context: {cluster: c, user: u}}]
 current-context: ghost
 """
+UNREACHABLE_CLUSTER = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "{closed}"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: gone, context: {cluster: c, user: u}}]
+current-context: gone
+"""
 
 CASES = [
     Case("url-port-out-of-range", {"GITLAB_URL": "http://127.0.0.1:99999"}, SETTINGS,
@@ -86,6 +94,10 @@ CASES = [
          "KUBECONFIG", "export KUBECONFIG="),
     Case("kubeconfig-missing-context", {"KUBECONFIG": "{work}/ghost"}, CLUSTER,
          "KUBECONFIG", "--context NAME", files={"ghost": GHOST_CONTEXT}),
+    Case("gitlab-unreachable", {"GITLAB_URL": "{closed}"}, TOKEN,
+         "{closed}", "connection refused", code=3),
+    Case("cluster-unreachable", {"KUBECONFIG": "{work}/gone"}, CLUSTER,
+         "{closed}", "connection refused", code=4, files={"gone": UNREACHABLE_CLUSTER}),
     Case("token-too-short", {"GITLAB_TOKEN": "x"}, TOKEN, "GITLAB_TOKEN", "export GITLAB_TOKEN="),
     Case("token-not-ascii", {"GITLAB_TOKEN": "glpat-\u2013paste\u2013d-0123456789abc"}, TOKEN,
          "GITLAB_TOKEN", "export GITLAB_TOKEN="),
@@ -95,6 +107,13 @@ CASES = [
 
 #: A Python class name (NewConnectionError, ScannerError, KeyError...) in front of a user.
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
+
+
+def _closed_url() -> str:
+    """A loopback URL nothing listens on (connections are refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def _error_text(stderr: str) -> str:
@@ -111,15 +130,18 @@ def test_each_command_refuses_a_bad_environment_with_one_clear_line(
 ) -> None:
     EXTRA_SECRETS.append(PASSWORD)
     work: Path = target.workdir
+    closed = _closed_url()
     for name, content in case.files.items():
-        (work / name).write_text(content)
+        (work / name).write_text(content.replace("{closed}", closed))
     env = {
         "GITLAB_URL": target.gitlab_url,
         "GITLAB_TOKEN": OWNER_API_TOKEN,
         "KUBECONFIG": str(target.kube.kubeconfig_path),
         "HOME": str(work),
     }
-    env.update({k: v.replace("{work}", str(work)) for k, v in case.env.items()})
+    env.update(
+        {k: v.replace("{work}", str(work)).replace("{closed}", closed) for k, v in case.env.items()}
+    )
     for command, args in COMMANDS.items():
         result = run_cli(args, env=env, cwd=work)
         target.outputs.append(result.output)
@@ -132,7 +154,8 @@ def test_each_command_refuses_a_bad_environment_with_one_clear_line(
             continue
         assert result.exit_code == case.code, f"{where}: {result.output}"
         error = _error_text(result.stderr)
-        assert case.source in error, f"{where}: the error does not name {case.source}: {error}"
+        source = case.source.replace("{closed}", closed)
+        assert source in error, f"{where}: the error does not name {source}: {error}"
         assert case.fix in error, f"{where}: the error does not say the fix: {error}"
 
 
