@@ -730,8 +730,10 @@ def _apply(ctx: Context, changes: list[Change], *, dry_run: bool, namespace_exis
             if dry_run and change.obj.namespace and not namespace_exists:
                 return  # the namespace is not there to validate against; rendered locally only
             ctx.kube.apply(change.obj.body, dry_run=dry_run)
-            if not dry_run:
-                verb = "Created" if change.action == "create" else "Updated"
-                ctx.reporter.info(f"{verb} {change.ref}")
 
         parallel(apply, by_wave[wave])
+        if not dry_run:
+            # After the wave, in plan order: the same lines on every run.
+            for change in by_wave[wave]:
+                verb = "Created" if change.action == "create" else "Updated"
+                ctx.reporter.info(f"{verb} {change.ref}")

@@ -93,7 +93,7 @@ def event_time(event: dict[str, Any]) -> datetime | None:
 
 def recent_warnings(events: Iterable[dict[str, Any]], names: set[str], now: datetime) -> list[str]:
     """``event Pod/NAME: REASON: MESSAGE`` for the newest Warning events about ``names``."""
-    found: list[tuple[datetime, str]] = []
+    found: list[tuple[datetime, int, str]] = []
     seen: set[tuple[str, str]] = set()
     for event in events:
         involved = event.get("involvedObject") or {}
@@ -107,9 +107,16 @@ def recent_warnings(events: Iterable[dict[str, Any]], names: set[str], now: date
             continue
         seen.add((reason, message))
         text = f"event {involved.get('kind', '?')}/{involved['name']}: {reason}: {message}"
-        found.append((when, clean(text)))
-    found.sort(key=lambda item: item[0])
-    return [text for _, text in found[-MAX_EVENTS:]]
+        found.append((when, _written(event), clean(text)))
+    # In the order they happened: times have whole seconds, so the write order breaks ties.
+    found.sort(key=lambda item: item[:2])
+    return [text for *_, text in found[-MAX_EVENTS:]]
+
+
+def _written(event: dict[str, Any]) -> int:
+    """The event's resourceVersion as a number (etcd's revision; 0 when not numeric)."""
+    version = str((event.get("metadata") or {}).get("resourceVersion", ""))
+    return int(version) if version.isdigit() else 0
 
 
 def not_ready_reasons(

@@ -372,25 +372,29 @@ def _execute(
 ) -> None:
     kube, report, dry_run = ctx.kube, ctx.reporter, result.dry_run
 
-    def delete(d: Deletion) -> None:
-        gone = not kube.delete(d.kind, d.name, d.namespace, dry_run=dry_run)
-        if not dry_run:
-            report.info(f"Deleted {d.ref}" + (" (it was already gone)" if gone else ""))
+    def delete(d: Deletion) -> bool:
+        return not kube.delete(d.kind, d.name, d.namespace, dry_run=dry_run)
+
+    def tell(done: list[Deletion], gone: list[bool]) -> None:
+        # After each step, in plan order: the same lines on every run, however threads finish.
+        for d, was_gone in zip(done, gone, strict=True):
+            if not dry_run:
+                report.info(f"Deleted {d.ref}" + (" (it was already gone)" if was_gone else ""))
 
     deletions = result.deletions
     first = [d for d in deletions if d.kind == "Deployment"]
     last = [d for d in deletions if d.ref == f"Secret/{n.CONFIG_SECRET}" or d.kind == "Namespace"]
     middle = [d for d in deletions if d not in first and d not in last]
     for d in first:
-        delete(d)
+        tell([d], [delete(d)])
     if wait:
         _wait_pods_gone(ctx, deadline)
     if runner is not None and not dry_run:
         ctx.gitlab.delete_runner(runner.id)
         report.info(f"Deleted runner #{runner.id} in {ctx.settings.gitlab.group}")
-    parallel(delete, middle)
+    tell(middle, parallel(delete, middle))
     for d in last:  # the config Secret, then the namespace
-        delete(d)
+        tell([d], [delete(d)])
 
 
 def _wait_pods_gone(ctx: Context, deadline: float) -> None:

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +16,7 @@ from tests.fakes.fixtures import GROUP, OWNER_TOKEN
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.kube import FakeKube
 from tests.fakes.pods import runner_pods
+from tests.fakes.sandbox import virtual_node
 
 #: Every object a default install leaves in the fake cluster (kind/name).
 EXPECTED = {
@@ -157,34 +157,6 @@ class Target:
     def gitlab_writes(self) -> list[str]:
         # POST /runners/verify counts: it records a contact, so a no-op run must not send it.
         return [f"{r.method} {r.path}" for r in self.gitlab.writes()]
-
-
-def virtual_node(
-    name: str = "virtual-kubelet-cn-hangzhou-k", arch: str = "amd64"
-) -> dict[str, Any]:
-    """An ACK virtual node (ECI) as the cluster lists it: labels and taint of the real ones."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "type": "virtual-kubelet",
-                "kubernetes.io/arch": arch,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/role": "agent",
-            },
-        },
-        "spec": {
-            "taints": [
-                {
-                    "key": "virtual-kubelet.io/provider",
-                    "value": "alibabacloud",
-                    "effect": "NoSchedule",
-                }
-            ]
-        },
-    }
 
 
 @pytest.fixture
