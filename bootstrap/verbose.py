@@ -42,6 +42,7 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         sys.stderr.write(self.format(record) + "\n")
+        sys.stderr.flush()
 
 
 _HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.connection")
