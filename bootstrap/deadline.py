@@ -54,7 +54,8 @@ def whole_run(func: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         timeout = kwargs.get("timeout", default)
-        assert isinstance(timeout, int | float), "timeout must be seconds"
+        if not isinstance(timeout, int | float):
+            raise TypeError(f"{func.__name__}: timeout must be seconds, not {timeout!r}")
         with bounded(float(timeout)):
             return func(*args, **kwargs)
 
