@@ -252,9 +252,8 @@ def render(**params: Any) -> None:
     from bootstrap.manifests import check_out_dir, manifest_files, multi_document, write_tree
     from bootstrap.render import Credentials, render, render_ci_templates
 
-    _refuse_unused(
-        params, "render", ("context", "kubeconfig"), "it renders offline and reads no cluster"
-    )
+    # --context stays: without kubernetes.cluster_name it names the cluster in what renders.
+    _refuse_unused(params, "render", ("kubeconfig",), "it renders offline and reads no cluster")
     loaded = _load(params)
     require_group(loaded)
     out = params["out"]

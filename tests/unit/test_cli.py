@@ -178,7 +178,6 @@ def test_verbose_says_which_settings_file_and_where_each_value_came_from(workdir
 @pytest.mark.parametrize(
     ("command", "flags"),
     [
-        (["render"], ["--context", "prod"]),
         (["render"], ["--kubeconfig", "kube.yaml"]),
         (["templates", "publish"], ["--kubeconfig", "kube.yaml"]),
         (["templates", "publish"], ["--context", "prod"]),
@@ -231,3 +230,11 @@ def test_paths_complete_as_files_and_the_out_dir_as_directories() -> None:
     assert _complete(["install", "--kubeconfig"], "") == [("file", "")]
     assert _complete(["doctor", "--config"], "") == [("file", "")]
     assert _complete(["render", "--out"], "") == [("dir", "")]
+
+
+def test_render_takes_context_as_the_cluster_name(workdir: Path) -> None:
+    # Offline, the context is only a name: it names the cluster in the runner's system id.
+    plain = run_cli(["render", "--group", "g"])
+    named = run_cli(["render", "--group", "g", "--context", "prod-hz"])
+    assert named.exit_code == 0, named.output
+    assert plain.stdout != named.stdout
