@@ -32,15 +32,18 @@ COMMANDS: dict[str, list[str]] = {
     "install --dry-run": ["install", "--group", GROUP, "--dry-run"],
     "install": ["install", "--group", GROUP, "--no-wait"],
     "status": ["status", "--group", GROUP],
-    "rotate": ["rotate", "--group", GROUP, "--dry-run"],
-    "uninstall": ["uninstall", "--group", GROUP, "--yes", "--dry-run"],
-    "templates publish": ["templates", "publish", "--group", GROUP, "--dry-run"],
+    "rotate --dry-run": ["rotate", "--group", GROUP, "--dry-run"],
+    "rotate": ["rotate", "--group", GROUP, "--force", "--no-wait"],
+    "uninstall --dry-run": ["uninstall", "--group", GROUP, "--dry-run"],
+    "uninstall": ["uninstall", "--group", GROUP, "--yes", "--no-wait"],
+    "templates publish --dry-run": ["templates", "publish", "--group", GROUP, "--dry-run"],
+    "templates publish": ["templates", "publish", "--group", GROUP],
 }
 #: Commands that read the settings (all but schema), those that need GITLAB_TOKEN, and
 #: those that read the kubeconfig.
 SETTINGS = set(COMMANDS) - {"schema"}
 TOKEN = SETTINGS - {"render"}
-CLUSTER = TOKEN - {"templates publish"}
+CLUSTER = TOKEN - {"templates publish", "templates publish --dry-run"}
 
 PASSWORD = "hunter2-s3cret-pass"  # made up: it must not be echoed
 
