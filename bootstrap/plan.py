@@ -24,10 +24,23 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bootstrap.render import KubeObject
-from bootstrap.render.names import ANNOTATION_CHECKSUM, ANNOTATION_EXPIRES, ANNOTATION_RUNNER_ID
+from bootstrap.render.names import (
+    ANNOTATION_CHECKSUM,
+    ANNOTATION_EXPIRES,
+    ANNOTATION_OPS_EXPIRES,
+    ANNOTATION_OPS_RUNNER_ID,
+    ANNOTATION_RUNNER_ID,
+)
 
 ANNOTATION_APPLIED = "gitlab-eci-bootstrap/applied-hash"
-_UNHASHED_ANNOTATIONS = (ANNOTATION_APPLIED, ANNOTATION_RUNNER_ID, ANNOTATION_EXPIRES)
+# The runners' ids and token expiries change with every rotation (both entries).
+_UNHASHED_ANNOTATIONS = (
+    ANNOTATION_APPLIED,
+    ANNOTATION_RUNNER_ID,
+    ANNOTATION_EXPIRES,
+    ANNOTATION_OPS_RUNNER_ID,
+    ANNOTATION_OPS_EXPIRES,
+)
 Action = Literal["create", "update", "unchanged", "delete"]
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
 

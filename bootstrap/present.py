@@ -173,8 +173,14 @@ def _schedule_line(result: ScheduleResult, *, dry_run: bool) -> str:
 
 
 def rotate_text(result: RotateResult) -> str:
-    """One line on what rotate decided, with the old and new expiry."""
-    rid = f"runner #{result.runner_id}"
+    """One line per runner on what rotate decided, with the old and new expiry."""
+    text = _rotate_line(result, f"runner #{result.runner_id}")
+    if result.ops is not None:
+        text += _rotate_line(result.ops, f"ops runner #{result.ops.runner_id}")
+    return text
+
+
+def _rotate_line(result: RotateResult, rid: str) -> str:
     old = result.old_expires_at or "never"
     if result.decision == "skip":
         return f"{rid}: no rotation: {result.reason} (expires {old}).\n"

@@ -48,9 +48,10 @@ from bootstrap.kube import Kube
 from bootstrap.lock import locked, tell_waiting
 from bootstrap.render import names as n
 from bootstrap.render.objects import config_checksum
-from bootstrap.render.runner_config import replace_token
+from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, replace_token
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.workflow import (
+    ENTRY_ANNOTATIONS,
     Context,
     Stored,
     connect,
@@ -81,9 +82,12 @@ class RotateResult:
     online: bool | None = None
     warnings: list[str] = field(default_factory=list)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The ops project's rotation runner, handled after this one (None: there is none).
+    ops: RotateResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "ops_runner": self.ops.as_dict() if self.ops else None,
             "runner_id": self.runner_id,
             "decision": self.decision,
             "reason": self.reason,
@@ -219,31 +223,61 @@ def rotate(
     )
     settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
     secret = kube.get("Secret", n.CONFIG_SECRET, ns)
-    stored = read_stored(secret)
-    if secret is None or stored.runner_id is None:
+    if secret is None or read_stored(secret).runner_id is None:
         raise KubeError(
             f"no runner is installed in namespace {ns} (Secret {n.CONFIG_SECRET} is missing "
             "or has no runner id)",
             hint="run `bootstrap install` first",
         )
+    run = _Run(ctx, within, force, dry_run, wait, deadline, now or datetime.now(UTC))
+    # The group runner first, then the ops runner: each reset is stored, rolled out and seen
+    # online before the next begins, so the two tokens are never in flight at once.
+    result = _rotate_entry(run, GROUP_ENTRY, secret)
+    fresh = kube.get("Secret", n.CONFIG_SECRET, ns) if result.decision != "skip" else secret
+    if read_stored(fresh, OPS_ENTRY).runner_id is not None:
+        result.ops = _rotate_entry(run, OPS_ENTRY, fresh)
+    result.requests = requests_made(ctx)
+    return result
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one ``rotate`` run was asked to do."""
+
+    ctx: Context
+    within: timedelta | None
+    force: bool
+    dry_run: bool
+    wait: bool
+    deadline: float
+    moment: datetime
+
+
+def _rotate_entry(run: _Run, entry: int, secret: dict[str, Any] | None) -> RotateResult:
+    """Rotate (or repair) the token of one config.toml entry when needed."""
+    ctx, report = run.ctx, run.ctx.reporter
+    settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
+    label = "runner" if entry == GROUP_ENTRY else "ops runner"
+    stored = read_stored(secret, entry)
+    if secret is None or stored.runner_id is None:
+        raise KubeError(f"Secret {n.CONFIG_SECRET} in namespace {ns} records no {label}")
     deploy = kube.get("Deployment", n.DEPLOYMENT, ns)
     system_id = _system_id(deploy, settings)
     runner = ctx.gitlab.runner(stored.runner_id)
     if runner is None:
         raise GitLabError(
-            f"runner #{stored.runner_id} recorded in namespace {ns} is gone from GitLab",
+            f"{label} #{stored.runner_id} recorded in namespace {ns} is gone from GitLab",
             hint="run `bootstrap install` to create a new one",
         )
-    moment = now or datetime.now(UTC)
-    state = token_state(ctx, runner.id, stored, moment)
+    state = token_state(ctx, runner.id, stored, run.moment)
     valid = not state.dead
     old_expiry = state.expires_at
     decision, reason = decide(
         token_valid=valid,
         expires_at=parse_time(old_expiry),
-        now=moment,
-        within=within,
-        force=force,
+        now=run.moment,
+        within=run.within,
+        force=run.force,
     )
     if state.dead:
         reason = f"the stored token is dead: {state.dead}"
@@ -251,7 +285,7 @@ def rotate(
         runner_id=runner.id,
         decision=decision,
         reason=reason,
-        dry_run=dry_run,
+        dry_run=run.dry_run,
         old_expires_at=old_expiry,
         warnings=ctx.warnings,
     )
@@ -259,31 +293,30 @@ def rotate(
     if decision != "skip":
         if not by_id and not valid:
             raise GitLabError(
-                f"runner #{runner.id}'s stored token is dead, and resetting it by id needs the "
-                f"{SCOPE_MANAGE} scope",
+                f"{label} #{runner.id}'s stored token is dead, and resetting it by id needs "
+                f"the {SCOPE_MANAGE} scope",
                 hint=f"rerun with a token that has the {SCOPE_MANAGE} scope",
             )
         result.method = "by id" if by_id else "with the current token"
         if not by_id:
             ctx.warn(
-                f"GITLAB_TOKEN lacks {SCOPE_MANAGE}: resetting with the runner's current "
+                f"GITLAB_TOKEN lacks {SCOPE_MANAGE}: resetting with the {label}'s current "
                 "token (POST /runners/reset_authentication_token)"
             )
-    if decision == "skip" and not dry_run and _pod_is_behind(deploy, secret):
+    if decision == "skip" and not run.dry_run and secret and _pod_is_behind(deploy, secret):
         # An earlier rotation stored the token but did not roll the pod: do it now, or the
         # runner keeps a revoked token in memory until it restarts.
         config = secret_text(secret, "config.toml")
         _roll(ctx, config_checksum(config, secret_text(secret, "ca.crt")))
         result.reason += "; the runner pod was behind the Secret and was rolled"
         report.info("The runner pod ran an older config than the Secret: rolled it")
-    if decision == "skip" or dry_run:
-        result.requests = requests_made(ctx)
+    if decision == "skip" or run.dry_run:
         return result
 
     with locked(
         kube,
         ns,
-        deadline=deadline,
+        deadline=run.deadline,
         on_wait=tell_waiting(report),
         duration=settings.kubernetes.lock_duration,
         guard=(ctx.gitlab,),
@@ -291,31 +324,31 @@ def rotate(
         fresh = kube.get("Secret", n.CONFIG_SECRET, ns)
         if _version(fresh) != _version(secret) and fresh is not None:
             # Another install or rotate changed the token while we waited: decide again.
-            secret, stored = fresh, read_stored(fresh)
-            state = token_state(ctx, runner.id, stored, moment)
+            secret, stored = fresh, read_stored(fresh, entry)
+            state = token_state(ctx, runner.id, stored, run.moment)
             valid = not state.dead
             result.decision, result.reason = decide(
                 token_valid=valid,
                 expires_at=parse_time(state.expires_at),
-                now=moment,
-                within=within,
+                now=run.moment,
+                within=run.within,
                 force=False,
             )
             if result.decision == "skip":
                 result.reason += " (another run rotated it meanwhile)"
-                result.requests = requests_made(ctx)
                 return result
         new = _reset(ctx, runner.id, stored, system_id, by_id, result)
         result.new_expires_at = new.expires_at
-        report.info(f"Reset the token of runner #{runner.id} ({result.method})")
+        report.info(f"Reset the token of {label} #{runner.id} ({result.method})")
         # Before the Secret holds the new token: any later contact is a pod using it.
         baseline = contact_baseline(ctx, runner.id, system_id)
-        _store(ctx, secret, new)
+        _store(ctx, secret, new, entry)
         report.info(f"Stored the new token in Secret {n.CONFIG_SECRET}; the runner pod rolls")
-    if wait:
-        result.rollout = wait_rollout(ctx, deadline)
-        result.online = wait_online(ctx, runner.id, deadline, system_id=system_id, after=baseline)
-    result.requests = requests_made(ctx)
+    if run.wait:
+        result.rollout = wait_rollout(ctx, run.deadline)
+        result.online = wait_online(
+            ctx, runner.id, run.deadline, system_id=system_id, after=baseline
+        )
     return result
 
 
@@ -323,15 +356,25 @@ def _version(obj: dict[str, Any] | None) -> str | None:
     return obj["metadata"].get("resourceVersion") if obj else None
 
 
-def _store(ctx: Context, secret: dict[str, Any], new: NewToken) -> None:
-    """Write the new token (Secret) and checksum (Deployment) under rotate's field manager."""
+def _store(ctx: Context, secret: dict[str, Any], new: NewToken, entry: int) -> None:
+    """Write the new token (Secret) and checksum (Deployment) under rotate's field manager.
+
+    The annotations of both entries are sent, the other one's as they are: server-side
+    apply removes a field this manager set before and leaves out now.
+    """
     ns = ctx.settings.kubernetes.namespace
-    config = replace_token(secret_text(secret, "config.toml"), new.token)
+    config = replace_token(secret_text(secret, "config.toml"), new.token, entry)
     data = dict(secret.get("data") or {})
     data["config.toml"] = base64.b64encode(config.encode()).decode()
-    annotations = {n.ANNOTATION_RUNNER_ID: str(new.runner_id)}
+    live = secret["metadata"].get("annotations") or {}
+    annotations = {
+        key: live[key] for keys in ENTRY_ANNOTATIONS.values() for key in keys if key in live
+    }
+    id_key, expires_key = ENTRY_ANNOTATIONS[entry]
+    annotations[id_key] = str(new.runner_id)
+    annotations.pop(expires_key, None)
     if new.expires_at:
-        annotations[n.ANNOTATION_EXPIRES] = new.expires_at
+        annotations[expires_key] = new.expires_at
     body = {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -275,6 +275,8 @@ class FakeKube(FakeServer):
         self.kubeconfig_path: FilePath | None = None
         self._required_token: str | None = None
         self._denials: list[Denial] = []
+        #: Bearer tokens of ServiceAccounts: (namespace, name); their requests obey RBAC.
+        self._sa_tokens: dict[str, tuple[str, str]] = {}
         self._types: dict[tuple[str, str, str], ResourceType] = {
             (t.group, t.version, t.plural): t for t in BUILTIN_TYPES
         }
@@ -295,6 +297,15 @@ class FakeKube(FakeServer):
         """Accept only ``Authorization: Bearer <token>`` from now on (None: accept any)."""
         with self.lock:
             self._required_token = token
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token of ServiceAccount ``namespace/name``, as a pod of it holds one
+        (``/var/run/secrets/kubernetes.io/serviceaccount/token``). Requests with it are
+        authorized by RBAC: the Roles that RoleBindings in the namespace bind to it."""
+        token = f"fake-sa-{secrets.token_hex(8)}"
+        with self.lock:
+            self._sa_tokens[token] = (namespace, name)
+        return token
 
     def deny(self, verb: str, resource: str, group: str = "", namespace: str | None = None) -> None:
         """Deny ``verb`` on ``resource`` (``"*"`` wildcards; namespace None = everywhere).
@@ -472,7 +483,7 @@ class FakeKube(FakeServer):
         return self._resource_request(request, parts)
 
     def _authenticate(self, request: Request) -> None:
-        if self._required_token is None:
+        if self._required_token is None or self._service_account(request) is not None:
             return
         if request.header("authorization") != f"Bearer {self._required_token}":
             raise KubeError(401, "Unauthorized", "Unauthorized")
@@ -593,9 +604,61 @@ class FakeKube(FakeServer):
             )
         return verb
 
-    def _authorize(self, verb: str, target: Target) -> None:
+    def _service_account(self, request: Request) -> tuple[str, str] | None:
+        header = request.header("authorization") or ""
+        return self._sa_tokens.get(header.removeprefix("Bearer "))
+
+    def _rbac_allows(
+        self, account: tuple[str, str], verb: str, resource: str, target: Target
+    ) -> bool:
+        """Whether a Role bound in the target's namespace grants ``account`` the request
+        (RBAC: apiGroups, resources, verbs, resourceNames; ClusterRoles are not modelled)."""
+        namespace, name = account
+        if target.namespace != namespace:
+            return False
+        rbac = "rbac.authorization.k8s.io"
+        for (group, plural, ns, _), binding in self._store.items():
+            if (group, plural, ns) != (rbac, "rolebindings", namespace):
+                continue
+            subjects = binding.get("subjects") or []
+            if not any(
+                s.get("kind") == "ServiceAccount"
+                and s.get("name") == name
+                and s.get("namespace", namespace) == namespace
+                for s in subjects
+            ):
+                continue
+            ref = binding.get("roleRef") or {}
+            role = self._store.get((rbac, "roles", namespace, str(ref.get("name"))))
+            if ref.get("kind") != "Role" or role is None:
+                continue
+            for rule in role.get("rules") or []:
+                names = rule.get("resourceNames") or []
+                if (
+                    {target.rt.group, "*"} & set(rule.get("apiGroups") or [])
+                    and {resource, "*"} & set(rule.get("resources") or [])
+                    and {verb, "*"} & set(rule.get("verbs") or [])
+                    and (not names or target.name in names)
+                ):
+                    return True
+        return False
+
+    def _authorize(self, verb: str, target: Target, request: Request | None = None) -> None:
         rt = target.rt
         resource = rt.plural + (f"/{target.subresource}" if target.subresource else "")
+        account = self._service_account(request) if request is not None else None
+        if account is not None:
+            if self._rbac_allows(account, verb, resource, target):
+                return
+            user = f"system:serviceaccount:{account[0]}:{account[1]}"
+            subject = f'{rt.group_resource} "{target.name}"' if target.name else rt.group_resource
+            raise KubeError(
+                403,
+                "Forbidden",
+                f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+                f'in API group "{rt.group}" in the namespace "{target.namespace}"',
+                error_details(rt, target.name or ""),
+            )
         if not self._denied(verb, resource, rt.group, target.namespace):
             return
         subject = f'{rt.group_resource} "{target.name}"' if target.name else rt.group_resource
@@ -623,7 +686,7 @@ class FakeKube(FakeServer):
             return self._review(request)
         if rt.namespaced and target.namespace is None and verb not in ("list", "watch"):
             raise route_not_found()
-        self._authorize(verb, target)
+        self._authorize(verb, target, request)
         query = request.query
         dry_run = "All" in request.query_lists.get("dryRun", [])
         manager = query.get("fieldManager") or self._user_agent_manager(request)

@@ -1,0 +1,202 @@
+"""The ops project's rotation job, run as GitLab would run it, end to end.
+
+After one ``install`` on empty fakes, the test checks the job out of the ops project (the
+files install committed), builds the environment GitLab gives a scheduled job on the
+protected default branch (predefined variables, the project's CI/CD variables, the job's
+own ``variables:``) and the credentials of the job pod's ServiceAccount, the one the ops
+runner entry of config.toml names, and runs the job's ``script:`` lines exactly, with
+``sh``. The fake apiserver authorizes that ServiceAccount's requests by the RBAC objects
+install applied. (The fake serves plain HTTP, which the kubernetes client's in-cluster
+loader refuses; so the ServiceAccount's token reaches the job through a kubeconfig instead
+of the pod's token file: the same token, the same authorization.)
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import CliResult
+from tests.e2e.conftest import Target
+from tests.fakes.fixtures import OWNER_API_TOKEN
+
+OPS = "mygroup/gitlab-eci-bootstrap"
+JOB = "rotate-runner-token"
+NAMESPACE = "gitlab-runner"
+DAY = 86400
+
+
+def _install(target: Target, expiry_days: float) -> dict[str, int]:
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    target.gitlab.set_token_expiry(expiry_days * DAY)
+    result = target.run("install")
+    assert result.exit_code == 0, result.output
+    # The loop's credential (until install creates a group access token of its own).
+    target.gitlab.add_variable(OPS, "GITLAB_TOKEN", OWNER_API_TOKEN, masked=True, protected=True)
+    return {r.runner_type: r.id for r in target.gitlab.runners.values()}
+
+
+def _kubeconfig(target: Target, path: Path, token: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {"server": target.kube.url}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "sa"}}],
+        "current-context": "in-cluster",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), ""), value)
+
+
+class Job:
+    """The rotation job of the ops project, as its pipeline defines it."""
+
+    def __init__(self, target: Target, workdir: Path) -> None:
+        self.target = target
+        files = target.gitlab.project(OPS).files["main"]
+        self.checkout = workdir / "checkout"
+        for path, content in files.items():
+            dest = self.checkout / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(content)
+        self.pipeline = yaml.safe_load(files[".gitlab-ci.yml"])
+        self.spec: dict[str, Any] = self.pipeline[JOB]
+        self.workdir = workdir
+
+    def service_account(self) -> str:
+        """The ServiceAccount of the ops runner entry's job pods (config.toml)."""
+        _, ops = tomllib.loads(self.target.stored_config())["runners"]
+        return str(ops["kubernetes"]["service_account"])
+
+    def env(self, service_account: str) -> dict[str, str]:
+        project = self.target.gitlab.project(OPS)
+        predefined = {
+            "CI": "true",
+            "GITLAB_CI": "true",
+            "CI_SERVER_URL": self.target.gitlab_url,
+            "CI_PIPELINE_SOURCE": "schedule",
+            "CI_PROJECT_PATH": OPS,
+            "CI_PROJECT_DIR": str(self.checkout),
+            "CI_DEFAULT_BRANCH": "main",
+            "CI_COMMIT_REF_NAME": "main",
+            "CI_COMMIT_REF_PROTECTED": "true",
+            "CI_JOB_NAME": JOB,
+        }
+        # The default branch is protected: protected variables are given too.
+        variables = {v.key: v.value for v in project.variables}
+        env = {**predefined, **variables}
+        for key, value in (self.spec.get("variables") or {}).items():
+            env[key] = _expand(str(value), env)
+        token = self.target.kube.service_account_token(NAMESPACE, service_account)
+        kubeconfig = _kubeconfig(self.target, self.workdir / f"{service_account}.kubeconfig", token)
+        venv = str(Path(sys.executable).parent)
+        return {
+            **env,
+            "KUBECONFIG": str(kubeconfig),
+            "HOME": str(self.workdir),
+            "PATH": f"{venv}:/usr/bin:/bin",
+            "PIP_NO_INDEX": "1",  # the test machine has no index: the requirements are there
+        }
+
+    def runs_on_schedule(self) -> bool:
+        return any(
+            rule.get("if") == '$CI_PIPELINE_SOURCE == "schedule"' for rule in self.spec["rules"]
+        )
+
+    def run(self, service_account: str | None = None) -> CliResult:
+        """The job's script lines, one ``sh -c`` each, stopping at the first failure."""
+        env = self.env(service_account or self.service_account())
+        out, err = [], []
+        for line in self.spec["script"]:
+            proc = subprocess.run(
+                ["sh", "-c", line],
+                cwd=self.checkout,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            out.append(proc.stdout)
+            err.append(proc.stderr)
+            if proc.returncode != 0:
+                return CliResult(proc.returncode, "".join(out), "".join(err))
+        result = CliResult(0, "".join(out), "".join(err))
+        self.target.outputs.append(result.output)
+        return result
+
+
+def _tokens(target: Target) -> tuple[str, str]:
+    group, ops = tomllib.loads(target.stored_config())["runners"]
+    return str(group["token"]), str(ops["token"])
+
+
+def test_the_scheduled_job_rotates_both_expiring_tokens_then_writes_nothing(
+    target: Target, tmp_path: Path
+) -> None:
+    ids = _install(target, expiry_days=3)  # within the 7d window
+    job = Job(target, tmp_path)
+    assert job.runs_on_schedule()
+    assert job.spec["tags"] == target.gitlab.runner(ids["project_type"]).tag_list
+    assert target.gitlab.can_pick(ids["project_type"], OPS, protected_ref=True)
+    assert job.service_account() == "gitlab-runner-rotator"
+    old_group, old_ops = _tokens(target)
+    target.gitlab.set_token_expiry(90 * DAY)  # what GitLab issues from now on
+
+    result = job.run()
+
+    assert result.exit_code == 0, result.output
+    print(result.output)
+    new_group, new_ops = _tokens(target)
+    assert {new_group, new_ops}.isdisjoint({old_group, old_ops})
+    assert target.gitlab.runner(ids["group_type"]).token == new_group
+    assert target.gitlab.runner(ids["project_type"]).token == new_ops
+    assert f"runner #{ids['group_type']}: reset the token by id" in result.output
+    assert f"ops runner #{ids['project_type']}: reset the token by id" in result.output
+    assert target.gitlab.runner_status(ids["group_type"]) == "online"
+    assert target.gitlab.runner_status(ids["project_type"]) == "online"
+
+    target.gitlab.clear_log()
+    target.kube.clear_log()
+    again = job.run()
+
+    assert again.exit_code == 0, again.output
+    print(again.output)
+    assert "no rotation" in again.output
+    assert target.gitlab_writes() == []
+    assert target.kube_writes() == []
+    assert _tokens(target) == (new_group, new_ops)
+    # install agrees with what the job stored: both tokens and their annotations.
+    converge = target.run("install")
+    assert converge.exit_code == 0, converge.output
+    assert target.kube_writes() == [], converge.output
+    assert target.gitlab_writes() == []
+
+
+def test_a_job_pod_of_the_group_runner_cannot_read_or_change_the_runner(
+    target: Target, tmp_path: Path
+) -> None:
+    _install(target, expiry_days=3)
+    job = Job(target, tmp_path)
+    group_entry, _ = tomllib.loads(target.stored_config())["runners"]
+    account = group_entry["kubernetes"].get("service_account", "default")
+    before = _tokens(target)
+
+    result = job.run(service_account=account)
+
+    assert result.exit_code == 4, result.output
+    assert "forbidden" in result.output.lower()
+    assert _tokens(target) == before
