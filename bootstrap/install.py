@@ -35,7 +35,7 @@ from typing import Any, Literal
 from bootstrap.config import Settings
 from bootstrap.cost import billing_summary
 from bootstrap.deadline import whole_run
-from bootstrap.errors import GitLabError, KubeError
+from bootstrap.errors import GitLabError, InvalidInput, KubeError
 from bootstrap.gitlab import (
     SCOPE_CREATE,
     SCOPE_MANAGE,
@@ -385,11 +385,23 @@ def install(
     settings = ctx.settings
     kube, ns = ctx.kube, settings.kubernetes.namespace
 
-    # Two independent reads, in parallel.
-    (namespace_exists, _), image_cache_ok = parallel(
+    # Independent reads, in parallel. A real run also asks whether the templates can be
+    # published: a changed release would otherwise stop it only after the deployment.
+    def templates_refusal() -> PublishResult | None:
+        if not templates or dry_run:
+            return None
+        return publish(settings, token=token, dry_run=True, gitlab=ctx.gitlab, for_install=True)
+
+    (namespace_exists, _), image_cache_ok, precheck = parallel(
         lambda read: read(),
-        [lambda: read_namespace(kube, ns), lambda: image_cache_supported(kube, settings)],
+        [
+            lambda: read_namespace(kube, ns),
+            lambda: image_cache_supported(kube, settings),
+            templates_refusal,
+        ],
     )
+    if precheck is not None and precheck.refused:
+        raise InvalidInput(f"{precheck.refused}: nothing was changed", hint=precheck.fix)
     if not namespace_exists and not settings.kubernetes.create_namespace:
         raise KubeError(
             f"namespace {ns} does not exist and kubernetes.create_namespace is false",

@@ -147,3 +147,23 @@ def test_after_install_a_final_block_says_how_to_use_the_runner(target: Target) 
     assert "+ Deployment/gitlab-runner" not in out
     assert result.output.count("successfully rolled out") == 1
     assert "successfully rolled out" not in out.split("Done:")[1]
+
+
+def test_a_real_install_refuses_changed_released_templates_before_any_write(
+    target: Target,
+) -> None:
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    assert target.run("install").exit_code == 0
+    (target.workdir / "bootstrap.toml").write_text('[gitlab]\ntags = ["eci", "big"]\n')
+    target.kube.clear_log()
+    target.gitlab.clear_log()
+
+    result = target.run("install")
+
+    assert result.exit_code == 2, result.output
+    assert "v1.0.0 is already released" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert 'hint: publish a new version: set [templates] version = "1.0.1"' in result.stderr
+    assert target.kube_writes() == []
+    assert target.gitlab_writes() == []  # the runner's tags were not updated either
