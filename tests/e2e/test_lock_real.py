@@ -179,6 +179,14 @@ def kube(fake_kube: FakeKube) -> Kube:
     return Kube(kubeconfig=str(fake_kube.kubeconfig_path))
 
 
+def _paused(kube: Kube, me: str) -> Lock:
+    """A lock taken (2 s lease) by a holder that then stopped renewing."""
+    lock = Lock(kube, "default", duration=2, me=me)
+    lock.acquire(deadline=time.monotonic() + 5)
+    _pause(lock)
+    return lock
+
+
 def _pause(lock: Lock) -> None:
     """Stop the lock's renewal, as a process stop or a machine's sleep does."""
     lock._stop.set()
@@ -210,9 +218,7 @@ def test_check_stops_a_holder_whose_lease_was_taken_over(kube: Kube) -> None:
 
 
 def test_check_renews_a_late_but_untaken_lease(kube: Kube, fake_kube: FakeKube) -> None:
-    lock = Lock(kube, "default", duration=2, me="late")
-    lock.acquire(deadline=time.monotonic() + 5)
-    _pause(lock)
+    lock = _paused(kube, "late")
     time.sleep(1.1)  # past half the lease: check() renews it itself before saying yes
     before = fake_kube.get_object("coordination.k8s.io/v1", "Lease", LEASE, "default")
     lock.check()
@@ -227,9 +233,7 @@ def test_check_renews_a_late_but_untaken_lease(kube: Kube, fake_kube: FakeKube) 
 def test_release_never_deletes_a_lease_someone_else_took_over(
     kube: Kube, fake_kube: FakeKube
 ) -> None:
-    paused = Lock(kube, "default", duration=2, me="paused")
-    paused.acquire(deadline=time.monotonic() + 5)
-    _pause(paused)
+    paused = _paused(kube, "paused")
     other = Lock(kube, "default", me="other")
     other.acquire(deadline=time.monotonic() + 10)
     paused.release()  # it has not noticed: its delete carries its old resourceVersion
@@ -411,9 +415,7 @@ def test_check_after_release_or_before_acquire_says_not_held(
 
 
 def test_a_deleted_lease_is_a_lost_lock(kube: Kube, fake_kube: FakeKube) -> None:
-    lock = Lock(kube, "default", duration=2, me="me")
-    lock.acquire(deadline=time.monotonic() + 5)
-    _pause(lock)
+    lock = _paused(kube, "me")
     Kube(kubeconfig=str(fake_kube.kubeconfig_path)).delete("Lease", LEASE, "default")
     time.sleep(1.1)  # past half the lease: check() must renew, and finds it gone
     with pytest.raises(KubeError, match="lost the lock of namespace default to nobody"):
@@ -525,3 +527,18 @@ def test_a_running_process_named_like_a_zombie_is_not_gone(tmp_path: Path) -> No
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_renewal_that_fails_stops_the_write_without_calling_the_lock_lost(
+    kube: Kube, fake_kube: FakeKube
+) -> None:
+    # Whether the lock is still ours cannot be known: the write must not go out; a later
+    # check may still renew it.
+    lock = _paused(kube, "me")
+    time.sleep(1.1)
+    fake_kube.inject("500", match=("PUT", f"/leases/{LEASE}$"))
+    with pytest.raises(KubeError, match=r"\(500\)"):
+        lock.check()
+    assert lock.lost is None
+    lock.check()  # the next renewal goes through
+    lock.release()

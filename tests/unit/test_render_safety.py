@@ -11,9 +11,10 @@ import base64
 import tomllib
 from typing import Any
 
+from bootstrap.render import Credentials, render
 from bootstrap.render import names as n
-from bootstrap.render import render
-from tests.unit.test_render import CREDS, _settings
+from tests.conftest import make_settings
+from tests.unit.test_render import CREDS, GIT_SSH, _settings
 
 
 def _by_kind(scenario: str, profile: str = "eci") -> dict[str, dict[str, Any]]:
@@ -56,3 +57,75 @@ def test_without_a_ca_file_no_ca_is_stored() -> None:
     assert "ca.crt" not in secret["data"]
     config = tomllib.loads(base64.b64decode(secret["data"]["config.toml"]).decode())
     assert "tls-ca-file" not in config["runners"][0]
+
+
+# --- what the settings ask for is rendered -------------------------------------------------------
+
+
+def test_pods_roll_when_the_gitlab_ca_changes() -> None:
+    settings = _settings("self-signed-gitlab", "eci")
+    first = render(settings, CREDS)
+    other = render(settings, Credentials(**{**CREDS.__dict__, "gitlab_ca": "another-ca"}))
+
+    def checksum(rendered: Any) -> str:
+        [deploy] = [o.body for o in rendered.objects if o.kind == "Deployment"]
+        return str(deploy["spec"]["template"]["metadata"]["annotations"][n.ANNOTATION_CHECKSUM])
+
+    assert checksum(first) != checksum(other)
+
+
+def test_the_namespace_routes_to_eci_only_on_the_eci_profile_when_asked() -> None:
+    def namespace(profile: str, route: bool) -> dict[str, Any]:
+        settings = make_settings(profile=profile, eci={"route_namespace": route})
+        [ns] = [o.body for o in render(settings, CREDS).objects if o.kind == "Namespace"]
+        return dict(ns["metadata"])
+
+    routed = namespace("eci", True)
+    assert routed["labels"]["alibabacloud.com/eci"] == "true"
+    assert "namespace" not in routed, "a Namespace is not namespaced"
+    assert "alibabacloud.com/eci" not in namespace("eci", False)["labels"]
+    assert "alibabacloud.com/eci" not in namespace("kubernetes", True)["labels"]
+
+
+def test_the_git_ssh_secret_holds_the_public_key_only_when_one_is_set() -> None:
+    def data(git_ssh: dict[str, str]) -> dict[str, str]:
+        settings = make_settings(git_ssh=git_ssh)
+        [secret] = [o.body for o in render(settings, CREDS).objects if o.name == n.GIT_SSH_SECRET]
+        return dict(secret["data"])
+
+    full = data(GIT_SSH)
+    assert base64.b64decode(full["id_rsa.pub"]).decode() == CREDS.ssh_public_key
+    without = data({k: v for k, v in GIT_SSH.items() if k != "public_key_file"})
+    assert "id_rsa.pub" not in without
+    assert base64.b64decode(without["id_rsa"]).decode() == CREDS.ssh_private_key
+
+
+def test_an_nfs_cache_volume_points_at_the_server_and_path() -> None:
+    settings = _settings("nas-nfs", "eci")
+    [volume] = [o.body for o in render(settings, CREDS).objects if o.kind == "PersistentVolume"]
+    assert volume["spec"]["nfs"] == {"server": settings.cache.server, "path": settings.cache.path}
+    assert "csi" not in volume["spec"]
+
+
+def test_the_image_cache_keeps_its_retention_only_when_set() -> None:
+    def spec(retention: int | None) -> dict[str, Any]:
+        settings = make_settings(image_cache={"retention_days": retention})
+        [cache] = [o.body for o in render(settings, CREDS).objects if o.kind == "ImageCache"]
+        return dict(cache["spec"])
+
+    assert spec(30)["retentionDays"] == 30
+    assert "retentionDays" not in spec(None)
+
+
+def test_the_grace_period_covers_the_drain_and_the_shutdown_with_a_margin() -> None:
+    settings = make_settings(runner={"drain_timeout": 100, "shutdown_timeout": 20})
+    [deploy] = [o.body for o in render(settings, CREDS).objects if o.kind == "Deployment"]
+    assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 150
+
+
+def test_secret_volumes_are_read_only_for_everyone() -> None:
+    for scenario in ("defaults", "client-certificate"):
+        pod = _pod(_by_kind(scenario))
+        modes = {v["name"]: v["secret"].get("defaultMode") for v in pod["volumes"] if "secret" in v}
+        assert modes, "the config Secret is mounted"
+        assert set(modes.values()) == {0o444}, modes
