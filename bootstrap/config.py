@@ -62,6 +62,8 @@ EnvName = Annotated[str, AfterValidator(lambda s: v.check_env_name(s) if s else 
 ObjectName = Annotated[str, AfterValidator(lambda s: v.check_dns_subdomain(s) if s else s)]
 # Names gitlab-runner also uses as job pod volume names, which must be DNS-1123 labels.
 VolumeName = Annotated[str, AfterValidator(lambda s: v.check_volume_name(s) if s else s)]
+# A local file: '~' is expanded here, once, so every reader sees the same path.
+FilePath = Annotated[str, AfterValidator(os.path.expanduser)]
 
 
 def _check_labels(values: dict[str, str], *, values_are_labels: bool) -> dict[str, str]:
@@ -89,7 +91,9 @@ class GitLabSettings(_Section):
 
     url: str = Field("https://gitlab.com", description="GitLab base URL (https://host[/path]).")
     group: str = Field("", description="Full path of the group that owns the runner.")
-    ca_file: str = Field("", description="PEM bundle to trust for a self-signed GitLab TLS cert.")
+    ca_file: FilePath = Field(
+        "", description="PEM bundle to trust for a self-signed GitLab TLS cert."
+    )
     request_timeout: float = Field(
         30.0, gt=0, le=600, description="Seconds to wait for one GitLab API answer."
     )
@@ -175,7 +179,7 @@ class KubernetesSettings(_Section):
     """Which cluster and namespace the runner is deployed to."""
 
     context: str = Field("", description="kubeconfig context; default: the current context.")
-    kubeconfig: str = Field(
+    kubeconfig: FilePath = Field(
         "", description="kubeconfig file; default: $KUBECONFIG or ~/.kube/config."
     )
     namespace: DnsLabel = Field(
@@ -203,9 +207,9 @@ class KubernetesSettings(_Section):
         "or the seed's client certificate files.",
     )
     api_host: str = Field("", description="client-certificate only: the API server URL.")
-    ca_file: str = Field("", description="client-certificate only: cluster CA (PEM file).")
-    cert_file: str = Field("", description="client-certificate only: client cert (PEM file).")
-    key_file: str = Field("", description="client-certificate only: client key (PEM file).")
+    ca_file: FilePath = Field("", description="client-certificate only: cluster CA (PEM file).")
+    cert_file: FilePath = Field("", description="client-certificate only: client cert (PEM file).")
+    key_file: FilePath = Field("", description="client-certificate only: client key (PEM file).")
 
     @model_validator(mode="after")
     def _client_cert(self) -> KubernetesSettings:
@@ -543,7 +547,7 @@ class RegistrySettings(_Section):
     server: str = Field("", description="Registry host, e.g. registry.cn-hangzhou.aliyuncs.com.")
     username: str = Field("", description="Registry user name.")
     password_env: EnvName = Field("", description="Env var that holds the password.")
-    password_file: str = Field("", description="File that holds the password.")
+    password_file: FilePath = Field("", description="File that holds the password.")
     existing_secret: ObjectName = Field(
         "", description="Use this existing dockerconfigjson Secret instead."
     )
@@ -580,9 +584,9 @@ class RegistrySettings(_Section):
 class GitSshSettings(_Section):
     """An SSH key for jobs that clone other repositories (the seed's gitlab-credentials)."""
 
-    private_key_file: str = Field("", description="SSH private key file (becomes id_rsa).")
-    public_key_file: str = Field("", description="SSH public key file (id_rsa.pub), optional.")
-    known_hosts_file: str = Field("", description="Required with a key: host keys to trust.")
+    private_key_file: FilePath = Field("", description="SSH private key file (becomes id_rsa).")
+    public_key_file: FilePath = Field("", description="SSH public key file (id_rsa.pub), optional.")
+    known_hosts_file: FilePath = Field("", description="Required with a key: host keys to trust.")
     existing_secret: ObjectName = Field("", description="Use this existing Secret instead.")
 
     @model_validator(mode="after")
@@ -863,6 +867,12 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"--config {path}: no such file") from None
     except PermissionError:
         raise InvalidInput(f"--config {path}: permission denied") from None
+    except OSError as exc:  # a symlink loop, a path through a file, a name too long, EIO
+        reason = exc.strerror or type(exc).__name__
+        raise InvalidInput(
+            f"--config {path}: cannot read it: {reason}",
+            hint="give the path of a readable TOML file",
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

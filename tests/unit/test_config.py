@@ -10,7 +10,7 @@ import pytest
 from bootstrap.config import json_schema, load_settings
 from bootstrap.errors import ConfigErrors, InvalidInput
 from bootstrap.validators import check_cron, check_image, parse_duration
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 
 def _write(tmp_path: Path, text: str) -> str:
@@ -166,3 +166,46 @@ def test_durations() -> None:
     for bad in ("", "7", "d", "7 days", "-1d"):
         with pytest.raises(ValueError, match="duration"):
             parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("loop", "Too many levels of symbolic links"),
+        ("through-a-file", "Not a directory"),
+        ("overlong", "File name too long"),
+    ],
+)
+def test_an_unreadable_config_path_is_invalid_input_not_a_crash(
+    workdir: Path, make: str, reason: str
+) -> None:
+    if make == "loop":
+        (workdir / "a.toml").symlink_to(workdir / "b.toml")
+        (workdir / "b.toml").symlink_to(workdir / "a.toml")
+        path = workdir / "a.toml"
+    elif make == "through-a-file":
+        (workdir / "plain").write_text("")
+        path = workdir / "plain" / "bootstrap.toml"
+    else:
+        path = workdir / ("x" * 300 + ".toml")
+
+    result = run_cli(["render", "--group", "g", "--config", str(path)])
+
+    assert result.exit_code == 2, result.output
+    assert f"--config {path}: cannot read it: {reason}" in result.stderr
+
+
+def test_tilde_in_file_settings_is_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / "bootstrap.toml"
+    config.write_text(
+        '[gitlab]\ngroup = "g"\nca_file = "~/ca.pem"\n'
+        '[kubernetes]\nkubeconfig = "~/.kube/ack"\n'
+        '[git_ssh]\nprivate_key_file = "~/.ssh/id"\nknown_hosts_file = "~/.ssh/known_hosts"\n'
+    )
+    settings = load_settings(str(config), environ={}).settings
+    assert settings.gitlab.ca_file == f"{tmp_path}/ca.pem"
+    assert settings.kubernetes.kubeconfig == f"{tmp_path}/.kube/ack"
+    assert settings.git_ssh.known_hosts_file == f"{tmp_path}/.ssh/known_hosts"
