@@ -161,8 +161,7 @@ class GitLabSettings(_Section):
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
         for tag in value:
-            if not tag.strip() or "," in tag or len(tag) > 255:
-                raise ValueError(f"tag {tag!r} must be non-empty, at most 255 chars, with no comma")
+            v.check_runner_tag(tag)
         return sorted(set(value))
 
     @model_validator(mode="after")
@@ -566,6 +565,10 @@ class RegistrySettings(_Section):
             return self
         if "/" in self.server or "://" in self.server:
             raise ValueError(f"server {self.server!r} must be a host[:port] without scheme or path")
+        try:
+            v.check_host_port(self.server)
+        except ValueError as exc:
+            raise ValueError(f"registry.server: {exc}") from None
         if not self.username:
             raise ValueError("registry.server needs registry.username")
         if bool(self.password_env) == bool(self.password_file):
@@ -629,6 +632,18 @@ class TemplatesSettings(_Section):
     @classmethod
     def _version(cls, value: str) -> str:
         return v.check_semver(value)
+
+    @field_validator("git_host")
+    @classmethod
+    def _git_host(cls, value: str) -> str:
+        return v.check_host(value) if value else value
+
+    @field_validator("buildkit_tags")
+    @classmethod
+    def _buildkit_tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            v.check_runner_tag(tag)
+        return value
 
     @field_validator("project")
     @classmethod
@@ -1016,7 +1031,9 @@ def load_settings(
 
     Raises:
         InvalidInput: the file cannot be read or parsed.
-        ConfigErrors: one or more keys are invalid; all are listed.
+        ConfigErrors: one or more keys are invalid, or the objects or CI templates rendered
+            from them would be refused (by Kubernetes, by the template renderer); all are
+            listed.
     """
     env = os.environ if environ is None else environ
     path = find_config_file(config_file, env)
@@ -1039,6 +1056,12 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigErrors(_format_errors(exc, sources)) from None
     settings._origins = {**origins, **sources}
+    # Every check a later step makes (objects, templates), before the first write anywhere.
+    from bootstrap.render.checks import offline_problems
+
+    problems = offline_problems(settings)
+    if problems:
+        raise ConfigErrors(problems)
     return Loaded(settings=settings, config_file=path, sources=sources)
 
 

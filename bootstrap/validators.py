@@ -47,6 +47,11 @@ _DURATION = re.compile(
     r"(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?"
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_NAME = r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
+_HOST = re.compile(_HOST_NAME)
+_HOST_PORT = re.compile(rf"(?P<host>{_HOST_NAME})(:(?P<port>[0-9]{{1,5}}))?")
+# What the CI templates write into YAML and shell as a runner tag.
+_RUNNER_TAG = re.compile(r"[A-Za-z0-9_.:/@+=-]([A-Za-z0-9_.:/@+= -]*[A-Za-z0-9_.:/@+=-])?")
 _ASCII_NUMBER = re.compile(r"[0-9]+")
 _CRON_SEPARATOR = re.compile(r"[ \t]+")
 _CRON_STEP = re.compile(r"[0-9]{1,2}")
@@ -184,6 +189,38 @@ def check_image(value: str) -> str:
         raise ValueError(f"{value!r} has no tag: pin a version, e.g. {value}:1.2.3")
     if tag == "latest" and not digest:
         raise ValueError(f"{value!r} uses the moving tag 'latest': pin a version instead")
+    return value
+
+
+def check_host(value: str) -> str:
+    """A host name or IPv4 address, no port (``gitlab.example.com``)."""
+    if len(value) > 253 or not _HOST.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a host name: use letters, digits, '.' and '-' (no scheme, "
+            "port, path or '_'), e.g. gitlab.example.com"
+        )
+    return value
+
+
+def check_host_port(value: str) -> str:
+    """``host`` or ``host:port`` (a registry server)."""
+    match = _HOST_PORT.fullmatch(value)
+    if not match or len(match["host"]) > 253 or not 1 <= int(match["port"] or 1) <= 65535:
+        raise ValueError(
+            f"{value!r} is not host[:port]: use letters, digits, '.' and '-' (no scheme, "
+            "path or '_') and a port from 1 to 65535, e.g. registry.example.com:5000"
+        )
+    return value
+
+
+def check_runner_tag(value: str) -> str:
+    """A runner tag the CI templates can carry: ASCII letters, digits, spaces, ``_.:/@+=-``."""
+    if len(value) > 255 or not _RUNNER_TAG.fullmatch(value):
+        raise ValueError(
+            f"tag {value!r}: use at most 255 ASCII letters, digits, spaces and _.:/@+=- "
+            "(no comma; not starting or ending with a space): the CI templates write it "
+            "into YAML and shell"
+        )
     return value
 
 

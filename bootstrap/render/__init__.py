@@ -6,7 +6,7 @@ Nothing here reads files, the environment or the network; the callers pass every
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bootstrap.config import Settings
@@ -15,6 +15,9 @@ from bootstrap.render import objects as o
 from bootstrap.render.credentials import Credentials
 from bootstrap.render.objects import KubeObject
 from bootstrap.render.runner_config import render_config_toml
+
+if TYPE_CHECKING:
+    from bootstrap.render.templates import TemplateDefaults
 
 __all__ = ["Credentials", "KubeObject", "Rendered", "render", "render_ci_templates"]
 
@@ -85,19 +88,24 @@ def render_ci_templates(settings: Settings) -> dict[str, str]:
     """The CI templates project with the organisation's defaults baked in (path -> text)."""
     import bootstrap.render.templates as t
 
+    return t.render_templates(template_defaults(settings))
+
+
+def template_defaults(settings: Settings) -> TemplateDefaults:
+    """The organisation's defaults the CI templates are rendered with."""
+    import bootstrap.render.templates as t
+
     defaults = t.default_template_defaults(settings.gitlab.group or "mygroup")
     git_host = settings.templates.git_host or (urlsplit(settings.gitlab.url).hostname or "")
-    return t.render_templates(
-        t.TemplateDefaults(
-            group=settings.gitlab.group or defaults.group,
-            project=settings.templates.project,
-            version=settings.templates.version,
-            runner_tags=tuple(settings.gitlab.tags),
-            registry_host=settings.registry.server,
-            git_host=git_host,
-            git_port=settings.templates.git_port,
-            kaniko_image=settings.templates.kaniko_image or defaults.kaniko_image,
-            buildkit_image=settings.templates.buildkit_image or defaults.buildkit_image,
-            buildkit_tags=tuple(settings.templates.buildkit_tags),
-        )
+    return t.TemplateDefaults(
+        group=settings.gitlab.group or defaults.group,
+        project=settings.templates.project,
+        version=settings.templates.version,
+        runner_tags=tuple(settings.gitlab.tags),
+        registry_host=settings.registry.server,
+        git_host=git_host,
+        git_port=settings.templates.git_port,
+        kaniko_image=settings.templates.kaniko_image or defaults.kaniko_image,
+        buildkit_image=settings.templates.buildkit_image or defaults.buildkit_image,
+        buildkit_tags=tuple(settings.templates.buildkit_tags),
     )

@@ -50,17 +50,18 @@ _SOURCE_DIR = "ci_templates"
 _SKIPPED_NAMES = frozenset({"__pycache__", ".DS_Store"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 
+# Used with fullmatch: "$" would admit a trailing newline; [0-9], not \d (Unicode digits).
 _SEGMENT = r"[A-Za-z0-9_.][A-Za-z0-9_.-]*"
-_GROUP_RE = re.compile(rf"^{_SEGMENT}(/{_SEGMENT})*$")
-_PROJECT_RE = re.compile(rf"^{_SEGMENT}$")
-_SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_REGISTRY_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_.:/@+=-]([A-Za-z0-9_.:/@+= -]*[A-Za-z0-9_.:/@+=-])?$")
+_GROUP_RE = re.compile(rf"{_SEGMENT}(/{_SEGMENT})*")
+_PROJECT_RE = re.compile(rf"{_SEGMENT}")
+_SEMVER_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+_REGISTRY_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
+_TAG_RE = re.compile(r"[A-Za-z0-9_.:/@+=-]([A-Za-z0-9_.:/@+= -]*[A-Za-z0-9_.:/@+=-])?")
 _IMAGE_RE = re.compile(
-    r"^[a-z0-9][a-z0-9._/-]*(:\d+/[a-z0-9._/-]+)?(:[A-Za-z0-9_.-]+)?(@sha256:[a-f0-9]{64})?$"
+    r"[a-z0-9][a-z0-9._/-]*(:[0-9]+/[a-z0-9._/-]+)?(:[A-Za-z0-9_.-]+)?(@sha256:[a-f0-9]{64})?"
 )
-_PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+_PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def render_templates(defaults: TemplateDefaults) -> dict[str, str]:
             (all problems are reported at once).
         jinja2.TemplateError: When a source uses an unknown variable (a bug).
     """
-    _validate(defaults)
+    validate_defaults(defaults)
     env = _environment()
     context = _context(defaults)
     sources = dict(_walk(_source_root(), ""))
@@ -279,27 +280,32 @@ def _component_summary(name: str, text: str) -> dict[str, Any]:
     return {"name": name, "inputs": inputs}
 
 
-def _validate(defaults: TemplateDefaults) -> None:
+def validate_defaults(defaults: TemplateDefaults) -> None:
+    """Refuse defaults that are not safe to write into YAML or shell (all problems at once).
+
+    Raises:
+        ConfigErrors: one line per problem.
+    """
     errors: list[str] = []
-    if not _GROUP_RE.match(defaults.group):
+    if not _GROUP_RE.fullmatch(defaults.group):
         errors.append(f"group {defaults.group!r}: expected a GitLab group path like 'org/team'")
-    if not _PROJECT_RE.match(defaults.project):
+    if not _PROJECT_RE.fullmatch(defaults.project):
         errors.append(f"project {defaults.project!r}: expected a project path like 'ci-templates'")
-    if not _SEMVER_RE.match(defaults.version):
+    if not _SEMVER_RE.fullmatch(defaults.version):
         errors.append(
             f"version {defaults.version!r}: the CI/CD Catalog needs a semantic version like '1.0.0'"
         )
     for tag in (*defaults.runner_tags, *defaults.buildkit_tags):
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             errors.append(f"runner tag {tag!r}: use letters, digits, spaces and _.:/@+=-")
     if len(set(defaults.runner_tags)) != len(defaults.runner_tags):
         errors.append(f"runner tags {list(defaults.runner_tags)!r}: duplicate tag")
-    if defaults.registry_host and not _REGISTRY_RE.match(defaults.registry_host):
+    if defaults.registry_host and not _REGISTRY_RE.fullmatch(defaults.registry_host):
         errors.append(
             f"registry host {defaults.registry_host!r}: expected 'host' or 'host:port' "
             "(no scheme, no path)"
         )
-    if not _HOST_RE.match(defaults.git_host):
+    if not _HOST_RE.fullmatch(defaults.git_host):
         errors.append(
             f"git host {defaults.git_host!r}: expected a host name like 'gitlab.example.com'"
         )
@@ -312,14 +318,14 @@ def _validate(defaults: TemplateDefaults) -> None:
             errors.append(f"{field_name} {image!r}: {problem}")
     for field_name in ("cache_dir", "credentials_dir"):
         path = getattr(defaults, field_name)
-        if not _PATH_RE.match(path) or posixpath.normpath(path) != path or "/../" in f"{path}/":
+        if not _PATH_RE.fullmatch(path) or posixpath.normpath(path) != path or "/../" in f"{path}/":
             errors.append(f"{field_name} {path!r}: expected a clean absolute path below '/'")
     if errors:
         raise ConfigErrors(errors)
 
 
 def _image_problem(image: str) -> str | None:
-    if not _IMAGE_RE.match(image):
+    if not _IMAGE_RE.fullmatch(image):
         return "expected a lowercase image reference like 'registry/name:tag'"
     name, _, digest = image.partition("@")
     last = name.rsplit("/", 1)[-1]

@@ -3,6 +3,7 @@ the fakes: each case exits with its code, names what to fix, and writes nothing 
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import subprocess
@@ -15,8 +16,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.e2e.conftest import Target
-from tests.fakes.fixtures import GROUP, OWNER_TOKEN
-from tests.unit.test_bad_inputs import INSTALL_CASES, config_args
+from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN, OWNER_TOKEN
+from tests.unit.test_bad_inputs import CASES, INSTALL_CASES, config_args
 
 
 @pytest.fixture(scope="module")
@@ -115,5 +116,38 @@ def test_bad_install_input_is_refused_and_writes_nothing(
         assert fragment in result.output, f"{fragment!r} not in {result.output!r}"
     assert "Traceback" not in result.output
     assert "error: " in result.stderr.lower(), result.stderr
+    assert target.gitlab.writes() == []
+    assert target.kube.writes() == []
+
+
+def _install_args(case: dict[str, Any]) -> bool:
+    return "--out" not in case.get("args", [])  # render's own flag: no install case
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if _install_args(c.values[0])])  # type: ignore[arg-type]
+def test_no_bad_setting_reaches_a_write_even_with_templates_and_schedule(
+    case: dict[str, Any], target: Target
+) -> None:
+    """The meta test: every input of the render corpus, given to a full ``install``
+    (templates and schedule included, on a group with an ops project), is refused in the
+    validation phase: exit 2 (or 3 for GitLab's answer), not one write to GitLab or the
+    cluster."""
+    bad = case
+    target.gitlab.add_project(f"{GROUP}/gitlab-eci-bootstrap", {"README.md": "ops\n"})
+    env: dict[str, Any] = {"GITLAB_URL": target.gitlab_url, "GITLAB_TOKEN": OWNER_API_TOKEN}
+    if re.search(r"^url *=", bad.get("config", ""), re.MULTILINE):
+        del env["GITLAB_URL"]  # it would win over the file's bad gitlab.url
+    env.update(bad.get("env") or {})
+    args = ["install", *bad.get("args", ["--group", GROUP])]
+    args += ["--kubeconfig", str(target.kube.kubeconfig_path), "--timeout", "20"]
+    args += config_args(bad, target.workdir)
+    target.gitlab.clear_log()
+    target.kube.clear_log()
+
+    result = run_cli(args, env=env, cwd=target.workdir)
+    target.outputs.append(result.output)
+
+    assert result.exit_code in (2, 3), result.output
+    assert "Traceback" not in result.output
     assert target.gitlab.writes() == []
     assert target.kube.writes() == []

@@ -410,8 +410,9 @@ class Cron:
 
     @classmethod
     def parse(cls, expression: str) -> Cron | None:
-        text = expression.strip()
-        fields = CRON_NICKNAMES.get(text.lower(), text).split()
+        text = expression.strip(" \t")
+        # fugit splits on ASCII blanks only ([ \t]+): a no-break space is no separator.
+        fields = re.split(r"[ \t]+", CRON_NICKNAMES.get(text.lower(), text))
         if len(fields) != 5:
             return None
         limits: list[tuple[int, int, dict[str, int]]] = [
@@ -441,12 +442,15 @@ class Cron:
     @staticmethod
     def _field(text: str, low: int, high: int, names: dict[str, int]) -> frozenset[int] | None:
         def number(token: str) -> int | None:
-            value = names.get(token, int(token) if token.isdigit() else None)
+            # Ruby's \d is ASCII: '３' or '١٨' are no numbers to fugit.
+            ascii_number = re.fullmatch(r"[0-9]+", token) is not None
+            value = names.get(token, int(token) if ascii_number else None)
             return value if value is not None and low <= value <= high else None
 
         values: set[int] = set()
         for part in text.split(","):
-            matched = re.fullmatch(r"(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(\d+))?", part)
+            # fugit's step is one or two digits (Fugit::Cron::Parser#slash).
+            matched = re.fullmatch(r"(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/([0-9]{1,2}))?", part)
             if matched is None:
                 return None
             span, step_text = matched.groups()
@@ -495,8 +499,12 @@ class Cron:
 
 def time_zone(name: str) -> tzinfo | None:
     """An IANA zone or one of the ActiveSupport names GitLab accepts, None if unknown."""
+    zone = RAILS_ZONES.get(name, name)
+    # fugit's zone grammar (Fugit::Cron::Parser#_tz_name) before the zone database.
+    if not re.fullmatch(r"[A-Z][a-zA-Z0-9]+(/[A-Z][a-zA-Z0-9_]+){0,2}", zone):
+        return None
     try:
-        return ZoneInfo(RAILS_ZONES.get(name, name))
+        return ZoneInfo(zone)
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         return None
 
