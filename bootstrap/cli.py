@@ -233,6 +233,12 @@ output_option = click.option(
     "ci-templates/), or - for multi-document YAML on stdout.",
 )
 @output_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --out: also overwrite files render did not write there, or that were changed "
+    "since (never through a symlink).",
+)
 def render(**params: Any) -> None:
     """Render the whole deployment offline: no cluster, no GitLab, no credentials.
 
@@ -271,11 +277,11 @@ def render(**params: Any) -> None:
         return
     templates = render_ci_templates(loaded.settings)
     files = manifest_files(rendered, templates)
-    removed = write_tree(Path(out), files)
+    written = write_tree(Path(out), files, force=params["force"])
     objects = len(rendered.objects)
     if as_json:
         _echo_json(
-            {"out": out, "files": sorted(files), "removed": removed},
+            {"out": out, "files": sorted(files), "removed": written.removed, "kept": written.kept},
             loaded.settings,
         )
     click.echo(
@@ -283,8 +289,14 @@ def render(**params: Any) -> None:
         f"config.toml (placeholder token) and {len(templates)} CI template files.",
         err=True,
     )
-    for path in removed:
+    for path in written.removed:
         click.echo(f"Removed {path} (no longer rendered)", err=True)
+    for path in written.kept:
+        click.echo(
+            f"warning: kept {path}: no longer rendered, but not as render wrote it "
+            "(changed, or not recorded): delete it yourself if it is not needed",
+            err=True,
+        )
 
 
 def _echo_json(data: dict[str, Any], settings: Any) -> None:

@@ -1,12 +1,17 @@
 """Turn a render into files: one YAML per object, a kustomization, config.toml, CI templates.
 
-``manifest_files`` is pure; ``write_tree`` is the one place that writes them to disk.
+``manifest_files`` is pure; ``write_tree`` is the one place that writes them to disk, and it
+owns only what it wrote: a manifest in the directory records a sha256 per file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import stat
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,34 +84,166 @@ def check_out_dir(out_dir: Path) -> None:
         raise InvalidInput(f"--out {out_dir}: {parent} is not a directory")
 
 
-def write_tree(out_dir: Path, files: Mapping[str, str]) -> list[str]:
-    """Write ``files`` under ``out_dir``; remove files an earlier render wrote that are gone now.
+@dataclass(frozen=True)
+class WriteResult:
+    """What ``write_tree`` did: files removed, and earlier files it left alone (and why)."""
 
-    Files that could hold credentials are written with mode 0600. Returns the removed paths.
+    removed: list[str]
+    kept: list[str]
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _safe_relative(rel: str) -> bool:
+    """A plain relative path below the directory: no '..', no absolute path, no '\\'."""
+    parts = rel.split("/")
+    return (
+        bool(rel)
+        and not rel.startswith("/")
+        and "\\" not in rel
+        and all(part not in ("", ".", "..") for part in parts)
+        and all(ch.isprintable() for ch in rel)
+    )
+
+
+def read_index(out_dir: Path) -> dict[str, str | None]:
+    """The manifest of the last render into ``out_dir``: path -> sha256 (None: not recorded).
+
+    A manifest of an older version lists paths only; their content cannot be proven, so
+    they count as not ours. Entries that leave the directory are dropped.
+    """
+    index = out_dir / INDEX_FILE
+    if index.is_symlink() or not index.is_file():
+        return {}
+    entries: dict[str, str | None] = {}
+    for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
+        digest, sep, rel = line.partition("  ")
+        if not sep:
+            digest, rel = "", line.strip()
+        if _safe_relative(rel):
+            entries[rel] = digest if len(digest) == 64 else None
+    return entries
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+
+
+def _symlink_on_the_way(out_dir: Path, rel: str) -> str | None:
+    """The first component of ``rel`` below ``out_dir`` that is a symlink, if any."""
+    node = out_dir
+    for part in rel.split("/"):
+        node = node / part
+        info = _lstat(node)
+        if info is None:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            return str(node.relative_to(out_dir))
+    return None
+
+
+def _problem(out_dir: Path, rel: str, data: bytes, recorded: str | None, force: bool) -> str:
+    """Why ``rel`` must not be written now ('' when it may)."""
+    link = _symlink_on_the_way(out_dir, rel)
+    if link is not None:
+        return f"{link} is a symlink: render never writes through one (remove it)"
+    info = _lstat(out_dir / rel)
+    if info is None:
+        return ""
+    if not stat.S_ISREG(info.st_mode):
+        return f"{rel} exists and is not a regular file (remove it)"
+    have = _digest((out_dir / rel).read_bytes())
+    if force or have == _digest(data) or have == recorded:
+        return ""
+    if recorded is None:
+        return f"{rel} was not written by bootstrap render (use --force to overwrite it)"
+    return f"{rel} was changed since bootstrap render wrote it (use --force to overwrite it)"
+
+
+def _write_file(target: Path, data: bytes, mode: int) -> None:
+    """Write through a new file renamed into place: never through a symlink, mode set."""
+    temp = target.with_name(f".{target.name}.bootstrap-tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask must not loosen 0600, nor keep an older mode
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+    finally:
+        os.close(fd)
+    os.replace(temp, target)
+
+
+def write_tree(out_dir: Path, files: Mapping[str, str], *, force: bool = False) -> WriteResult:
+    """Write ``files`` under ``out_dir``, owning only what an earlier render wrote there.
+
+    ``out_dir/.bootstrap-files`` records the sha256 of every file written. A file that is
+    there but not recorded, or whose content changed since, is not overwritten unless
+    ``force``; nothing is written through a symlink (a file's or a directory's, such as
+    ``ci-templates``), ``force`` or not. Files an earlier render wrote that are no longer
+    rendered are deleted only when their content still has the recorded hash. Files that
+    could hold credentials are written with mode 0600, the others 0644.
 
     Raises:
-        InvalidInput: ``out_dir`` exists and is not a directory, or cannot be written.
+        InvalidInput: ``out_dir`` is not a directory or cannot be written, or a file may
+            not be overwritten (all are listed; nothing is written then).
     """
     check_out_dir(out_dir)
+    encoded = {rel: text.encode("utf-8") for rel, text in files.items()}
     try:
+        previous = read_index(out_dir) if out_dir.is_dir() else {}
+        problems = [
+            problem
+            for rel, data in encoded.items()
+            if (problem := _problem(out_dir, rel, data, previous.get(rel), force))
+        ]
+        index_link = _symlink_on_the_way(out_dir, INDEX_FILE)
+        if index_link is not None:
+            problems.append(f"{INDEX_FILE} is a symlink: render never writes through one")
+        if problems:
+            raise InvalidInput(
+                f"--out {out_dir}: refusing to overwrite: " + "; ".join(problems),
+                hint="render --out owns only the files it wrote; move the others away, "
+                "or pass --force to overwrite them",
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
-        index = out_dir / INDEX_FILE
-        previous = set(index.read_text().split()) if index.is_file() else set()
-        removed = []
-        for stale in sorted(previous - set(files)):
-            target = out_dir / stale
-            if target.is_file() and out_dir.resolve() in target.resolve().parents:
-                target.unlink()
-                removed.append(stale)
-        for rel, text in files.items():
+        removed, kept = _remove_stale(out_dir, previous, set(encoded))
+        for rel, data in encoded.items():
             target = out_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            mode = 0o600 if _is_sensitive(rel) else 0o644
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.chmod(target, mode)
-        index.write_text("\n".join(sorted(files)) + "\n")
+            _write_file(target, data, 0o600 if _is_sensitive(rel) else 0o644)
+        lines = [f"{_digest(data)}  {rel}\n" for rel, data in sorted(encoded.items())]
+        _write_file(out_dir / INDEX_FILE, "".join(lines).encode(), 0o644)
     except OSError as exc:
         raise InvalidInput(f"--out {out_dir}: cannot write: {exc.strerror or exc}") from None
-    return removed
+    return WriteResult(removed=removed, kept=kept)
+
+
+def _remove_stale(
+    out_dir: Path, previous: Mapping[str, str | None], current: set[str]
+) -> tuple[list[str], list[str]]:
+    removed: list[str] = []
+    kept: list[str] = []
+    for rel in sorted(set(previous) - current):
+        target = out_dir / rel
+        info = _lstat(target)
+        if info is None:
+            continue
+        recorded = previous[rel]
+        if (
+            _symlink_on_the_way(out_dir, rel) is None
+            and stat.S_ISREG(info.st_mode)
+            and recorded is not None
+            and _digest(target.read_bytes()) == recorded
+        ):
+            target.unlink()
+            removed.append(rel)
+        else:
+            kept.append(rel)
+    return removed, kept
