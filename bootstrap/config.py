@@ -30,6 +30,7 @@ from pydantic import (
 from bootstrap import cost
 from bootstrap import validators as v
 from bootstrap.errors import ConfigErrors, InvalidInput
+from bootstrap.secret import shown
 
 DEFAULT_CONFIG_FILE = "bootstrap.toml"
 # ROS ALIYUN::ECI::ImageCache: an image cache holds at most 20 images.
@@ -996,14 +997,38 @@ def _format_errors(exc: ValidationError, sources: Mapping[str, str]) -> list[str
                     unknown += f" (unset {source[1:]} or correct its name)"
                 messages.append(unknown)
             continue
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _without_secret(key, err["msg"].removeprefix("Value error, "), err.get("input"))
         if msg.startswith(f"{key}.") or msg.startswith(f"{key} "):
             messages.append(msg)  # a section-level check that already names its key
         elif kind in ("value_error", "assertion_error") or "input" not in err:
             messages.append(f"{where}: {msg}")
         else:
-            messages.append(f"{where}: {err['input']!r} is invalid: {msg}")
+            messages.append(f"{where}: {shown(key, err['input'])} is invalid: {msg}")
     return messages
+
+
+def _without_secret(key: str, msg: str, value: object) -> str:
+    """``msg`` with the value of a key that may hold a secret taken out."""
+    if not isinstance(value, str) or not value or shown(key, value) == repr(value):
+        return msg
+    msg = msg.replace(repr(value), shown(key, value))
+    if value in msg:
+        return f"is not valid ({shown(key, value)})"
+    return msg
+
+
+def _forbidden_keys(tree: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Secret keys anywhere in the file, inside arrays of tables too ([[registry]])."""
+    found: list[str] = []
+    for name, value in tree.items():
+        dotted = f"{prefix}{name}"
+        if dotted in _FORBIDDEN_KEYS:
+            found.append(f"{dotted}: {_FORBIDDEN_KEYS[dotted]}")
+        tables = value if isinstance(value, list) else [value]
+        for table in tables:
+            if isinstance(table, dict):
+                found += _forbidden_keys(table, f"{dotted}.")
+    return found
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
@@ -1051,10 +1076,14 @@ def load_settings(
     for dotted, (value, origin) in _flag_overrides(flags or {}).items():
         _set(tree, tuple(dotted.split(".")), value)
         sources[dotted] = origin
+    forbidden = _forbidden_keys(tree)
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigErrors(_format_errors(exc, sources)) from None
+        errors = _format_errors(exc, sources)
+        raise ConfigErrors([*forbidden, *(e for e in errors if e not in forbidden)]) from None
+    if forbidden:
+        raise ConfigErrors(forbidden)
     settings._origins = {**origins, **sources}
     # Every check a later step makes (objects, templates), before the first write anywhere.
     from bootstrap.render.checks import offline_problems

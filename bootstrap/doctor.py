@@ -42,6 +42,7 @@ from bootstrap.readiness import event_time
 from bootstrap.render import render
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN, Credentials
 from bootstrap.render.names import image_cache as image_cache_name
+from bootstrap.secret import without_userinfo
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
     access_review,
@@ -194,7 +195,7 @@ def _gitlab(
             checks.skip(name, "needs GITLAB_TOKEN")
         return
     checks.ok("GITLAB_TOKEN", f"set ({redact_token(token)})")
-    url = settings.gitlab.url
+    url = without_userinfo(settings.gitlab.url)
     gl = open_gitlab(settings, token, gitlab_factory)
     try:
         checks.ok("GitLab", f"GitLab {gl.version()} at {url}")
@@ -261,7 +262,7 @@ def _kubernetes(checks: _Checks, settings: Settings, kube_factory: Callable[...,
         for name in later:
             checks.skip(name, "needs a kubeconfig")
         return
-    checks.ok("kubeconfig", f"context {kube.context_name}, server {kube.host}")
+    checks.ok("kubeconfig", f"context {kube.context_name}, server {without_userinfo(kube.host)}")
     try:
         checks.ok("cluster", f"Kubernetes {kube.version()}")
     except KubeError as exc:

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from bootstrap import __version__, deadline, neterrors
 from bootstrap.calls import Calls
 from bootstrap.errors import BootstrapError, GitLabError, InvalidInput
+from bootstrap.secret import without_userinfo
 
 if TYPE_CHECKING:
     import gitlab as gitlab_mod
@@ -228,6 +229,7 @@ class GitLab:
         import gitlab
 
         self.url = url
+        self.shown_url = without_userinfo(url)  # what messages print
         self._token = token
         self.timeout = timeout
         self.retries = max(1, retries)
@@ -286,7 +288,7 @@ class GitLab:
                     delay *= 2
                     continue
                 raise GitLabError(
-                    f"{what}: the connection to {self.url} failed: {neterrors.cause(exc)}"
+                    f"{what}: the connection to {self.shown_url} failed: {neterrors.cause(exc)}"
                     + ("; GitLab may or may not have done it" if uncertain else ""),
                     hint="rerun: the next run checks what GitLab has before it acts"
                     if uncertain
@@ -296,7 +298,7 @@ class GitLab:
 
     def _expired(self, what: str, *, uncertain: bool) -> BootstrapError:
         return deadline.expired(
-            f"{what}: GitLab at {self.url} did not answer"
+            f"{what}: GitLab at {self.shown_url} did not answer"
             + ("; GitLab may or may not have done it" if uncertain else ""),
             hint="GitLab accepted the connection but sent nothing back in time: check that "
             "GITLAB_URL points at GitLab itself (not a proxy that holds connections), or raise "
@@ -312,24 +314,24 @@ class GitLab:
         failure = neterrors.tls_failure(exc)
         if failure == "hostname":
             return GitLabError(
-                f"TLS verification of {self.url} failed: its certificate is for another host "
+                f"TLS verification of {self.shown_url} failed: its certificate is for another host "
                 f"name than {host} (hostname mismatch)",
                 hint="use in GITLAB_URL / gitlab.url the host name the certificate names "
                 f"(openssl s_client -connect {host}:{port} shows it); a CA file does not help here",
             )
         if failure == "expired":
             return GitLabError(
-                f"TLS verification of {self.url} failed: its certificate has expired or is "
+                f"TLS verification of {self.shown_url} failed: its certificate has expired or is "
                 "not valid yet",
                 hint="renew GitLab's certificate, or check this machine's clock",
             )
         if failure == "untrusted":
             return GitLabError(
-                f"TLS verification of {self.url} failed: the certificate is not trusted",
+                f"TLS verification of {self.shown_url} failed: the certificate is not trusted",
                 hint="set [gitlab] ca_file to the PEM bundle of your GitLab's CA",
             )
         return GitLabError(
-            f"the TLS handshake with {self.url} failed: {neterrors.cause(exc)}",
+            f"the TLS handshake with {self.shown_url} failed: {neterrors.cause(exc)}",
             hint="check that GITLAB_URL's scheme and port are GitLab's (https on 443?)",
         )
 
@@ -436,7 +438,7 @@ class GitLab:
             )
         except GitLabError:
             return InvalidInput(
-                f"--group {full_path}: no such group on {self.url}, or the token's user "
+                f"--group {full_path}: no such group on {self.shown_url}, or the token's user "
                 "cannot see it",
                 hint="give the group's full path as GitLab shows it, e.g. mygroup/sub",
             )

@@ -8,6 +8,7 @@ from pathlib import Path
 from bootstrap.config import Settings
 from bootstrap.errors import ConfigErrors, InvalidInput
 from bootstrap.render.credentials import Credentials
+from bootstrap.secret import Secret, shown
 
 TOKEN_HINT = (
     "export a personal (or group) access token of a group Owner with the api scope (or, "
@@ -53,6 +54,12 @@ def gitlab_token(environ: Mapping[str, str]) -> str:
     return token
 
 
+def _named(key: str, value: str) -> str:
+    """``value`` as a message shows it: hidden when it may be a secret in the wrong key."""
+    text = shown(key, value)
+    return value if text == repr(value) else text
+
+
 class _Reader:
     """Collects every missing or unreadable input, so all are reported at once."""
 
@@ -64,6 +71,7 @@ class _Reader:
         if not path:
             return ""
         target = Path(path).expanduser()
+        path = _named(key, path)  # in messages: not a password typed into a *_file key
         try:
             text = target.read_text(encoding="utf-8")
         except IsADirectoryError:
@@ -87,7 +95,9 @@ class _Reader:
             return ""
         value = self.environ.get(name, "")
         if not value:
-            self.errors.append(f"{key}: the environment variable {name} is not set or empty")
+            self.errors.append(
+                f"{key}: the environment variable {_named(key, name)} is not set or empty"
+            )
         return value
 
 
@@ -107,19 +117,20 @@ def load_credentials(
     )
     ssh = settings.git_ssh
     kube = settings.kubernetes
+    cache = settings.cache
     client_cert = kube.runner_auth == "client-certificate"
     creds = Credentials(
-        runner_token=runner_token,
-        registry_password=password,
-        ssh_private_key=read.file("git_ssh.private_key_file", ssh.private_key_file),
+        runner_token=Secret(runner_token),
+        registry_password=Secret(password),
+        ssh_private_key=Secret(read.file("git_ssh.private_key_file", ssh.private_key_file)),
         ssh_public_key=read.file("git_ssh.public_key_file", ssh.public_key_file),
         known_hosts=read.file("git_ssh.known_hosts_file", ssh.known_hosts_file),
         kube_ca=read.file("kubernetes.ca_file", kube.ca_file) if client_cert else "",
         kube_cert=read.file("kubernetes.cert_file", kube.cert_file) if client_cert else "",
-        kube_key=read.file("kubernetes.key_file", kube.key_file) if client_cert else "",
+        kube_key=Secret(read.file("kubernetes.key_file", kube.key_file) if client_cert else ""),
         gitlab_ca=read.file("gitlab.ca_file", settings.gitlab.ca_file),
-        s3_access_key=read.env("cache.s3_access_key_env", settings.cache.s3_access_key_env),
-        s3_secret_key=read.env("cache.s3_secret_key_env", settings.cache.s3_secret_key_env),
+        s3_access_key=Secret(read.env("cache.s3_access_key_env", cache.s3_access_key_env)),
+        s3_secret_key=Secret(read.env("cache.s3_secret_key_env", cache.s3_secret_key_env)),
     )
     if read.errors:
         raise ConfigErrors(read.errors)

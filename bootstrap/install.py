@@ -57,6 +57,7 @@ from bootstrap.render.credentials import PLACEHOLDER_OPS_TOKEN, PLACEHOLDER_TOKE
 from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.schedule import ScheduleResult, ensure_schedule
+from bootstrap.secret import Secret
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
     Context,
@@ -492,7 +493,7 @@ def install(
 def _create_namespace(ctx: Context) -> Change:
     """Apply the namespace before anything else; returns its change for the report."""
     objects = render_objects(
-        ctx.settings, Credentials(PLACEHOLDER_TOKEN), PLACEHOLDER_TOKEN, None, None, False
+        ctx.settings, Credentials(Secret(PLACEHOLDER_TOKEN)), PLACEHOLDER_TOKEN, None, None, False
     )
     [namespace] = [o for o in objects if o.kind == "Namespace"]
     check_permissions(ctx, [Change(namespace, "create")])

@@ -22,6 +22,7 @@ from bootstrap.calls import Calls
 from bootstrap.errors import BootstrapError, InvalidInput, KubeError
 from bootstrap.kubeconfig import choose as kubeconfig_choice
 from bootstrap.render.names import FIELD_MANAGER
+from bootstrap.secret import without_userinfo
 
 IMAGE_CACHE_GROUP_VERSION = "eci.alibabacloud.com/v1"
 
@@ -153,6 +154,7 @@ class Kube:
                 hint="fix the kubeconfig: kubectl config view shows what kubectl reads",
             ) from None
         self.host = configuration.host
+        self.shown_host = without_userinfo(self.host)  # what messages print
         configuration.retries = False
         self._api = client.ApiClient(configuration)
         self._api.user_agent = f"gitlab-eci-bootstrap/{__version__}"
@@ -218,7 +220,7 @@ class Kube:
                     delay *= 2
                     continue
                 raise KubeError(
-                    f"{label}: cannot reach the Kubernetes API at {self.host}: "
+                    f"{label}: cannot reach the Kubernetes API at {self.shown_host}: "
                     f"{neterrors.cause(exc)}",
                     hint="check the kube context, VPN or network, and that the cluster is up",
                 ) from None
@@ -236,7 +238,7 @@ class Kube:
 
     def _expired(self, what: str) -> BootstrapError:
         return deadline.expired(
-            f"{what}: the Kubernetes API at {self.host} did not answer",
+            f"{what}: the Kubernetes API at {self.shown_host} did not answer",
             hint="the API server accepted the connection but sent nothing back in time: check "
             "the kube context and the network, or raise --timeout",
         )
@@ -249,7 +251,7 @@ class Kube:
             "untrusted": "its certificate is not trusted by the kubeconfig's certificate-authority",
         }[failure]
         return KubeError(
-            f"{what}: TLS verification of the Kubernetes API at {self.host} failed: {detail}",
+            f"{what}: TLS verification of the Kubernetes API at {self.shown_host} failed: {detail}",
             hint="check the cluster entry of the kube context (kubectl config view --minify)",
         )
 

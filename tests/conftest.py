@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +56,72 @@ def leak_scan(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) 
                 if obj.get("kind") != "Secret":
                     texts.append((f"{obj['kind']}/{obj['metadata']['name']}", json.dumps(obj)))
     for where, text in texts:
-        for secret in secrets:
-            encoded = base64.b64encode(secret.encode()).decode()
-            if secret in text or encoded in text:
-                pytest.fail(f"a secret ({secret[:5]}…) leaked into a {where}", pytrace=False)
+        leaked = find_leaks(text, secrets)
+        if leaked:
+            pytest.fail(f"a secret ({leaked[0][:5]}…) leaked into a {where}", pytrace=False)
+
+
+# Runs that may be base64 (a Secret's data, a whole config.toml encoded in a diff).
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+
+
+def readable_forms(text: str, depth: int = 3) -> list[str]:
+    """``text`` and everything found decoded inside it: base64 runs (standard and URL-safe),
+    and the string values of a JSON or TOML document (the text itself, or one decoded from
+    base64), recursively to ``depth`` levels. A leak scan searches all of them."""
+    forms = [text]
+    if depth == 0:
+        return forms
+    for blob in _structured_strings(text):
+        forms += readable_forms(blob, depth - 1)
+    for run in _BASE64_RUN.findall(text):
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                decoded = decode(run + "=" * (-len(run) % 4)).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if decoded.isprintable() or "\n" in decoded:
+                forms += readable_forms(decoded, depth - 1)
+            break
+    return forms
+
+
+def _structured_strings(text: str) -> list[str]:
+    """The string values of ``text`` read as JSON or TOML (none when it is neither)."""
+    try:
+        document: Any = json.loads(text)
+    except ValueError:
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            found.append(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(key)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(document)
+    return [item for item in found if item != text]
+
+
+def find_leaks(text: str, secrets: list[str]) -> list[str]:
+    """The secrets that appear in ``text``, raw, base64-encoded, or inside anything decoded
+    from it (see :func:`readable_forms`)."""
+    forms = readable_forms(text)
+    leaked = []
+    for secret in secrets:
+        encoded = base64.b64encode(secret.encode()).decode()
+        if any(secret in form or encoded in form for form in forms):
+            leaked.append(secret)
+    return leaked
 
 
 @dataclass

@@ -179,12 +179,12 @@ def config_secret(settings: Settings, config_toml: str, credentials: Credentials
 
 def registry_secret(settings: Settings, credentials: Credentials) -> dict[str, Any]:
     reg = settings.registry
-    auth = _b64(f"{reg.username}:{credentials.registry_password}")
+    auth = _b64(f"{reg.username}:{credentials.registry_password.reveal()}")
     config = {
         "auths": {
             reg.server: {
                 "username": reg.username,
-                "password": credentials.registry_password,
+                "password": credentials.registry_password.reveal(),
                 "auth": auth,
             }
         }
@@ -200,7 +200,7 @@ def registry_secret(settings: Settings, credentials: Credentials) -> dict[str, A
 
 def git_ssh_secret(settings: Settings, credentials: Credentials) -> dict[str, Any]:
     data = {
-        "id_rsa": _b64(credentials.ssh_private_key),
+        "id_rsa": _b64(credentials.ssh_private_key.reveal()),
         "known_hosts": _b64(credentials.known_hosts),
     }
     if settings.git_ssh.public_key_file:
@@ -223,7 +223,7 @@ def kube_client_secret(settings: Settings, credentials: Credentials) -> dict[str
         "data": {
             "ca.crt": _b64(credentials.kube_ca),
             "tls.crt": _b64(credentials.kube_cert),
-            "tls.key": _b64(credentials.kube_key),
+            "tls.key": _b64(credentials.kube_key.reveal()),
         },
     }
 

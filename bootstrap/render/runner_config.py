@@ -191,8 +191,8 @@ def _cache(settings: Settings, credentials: Credentials) -> dict[str, Any] | Non
         # ServiceAccount with runner.service_account_annotations); only ever by choice.
         s3["AuthenticationType"] = "iam"
     else:
-        s3["AccessKey"] = credentials.s3_access_key
-        s3["SecretKey"] = credentials.s3_secret_key
+        s3["AccessKey"] = credentials.s3_access_key.reveal()
+        s3["SecretKey"] = credentials.s3_secret_key.reveal()
     return {"Type": "s3", "Shared": cache.shared, "s3": s3}
 
 
@@ -227,7 +227,7 @@ def _ops_entry(settings: Settings, credentials: Credentials) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": ops_runner_name(settings),
         "url": settings.gitlab.url,
-        "token": credentials.ops_runner_token,
+        "token": credentials.ops_runner_token.reveal(),
         "executor": "kubernetes",
         "limit": 1,
         "output_limit": settings.runner.output_limit,
@@ -253,7 +253,7 @@ def runner_config(settings: Settings, credentials: Credentials) -> dict[str, Any
     runner: dict[str, Any] = {
         "name": runner_name(settings),
         "url": settings.gitlab.url,
-        "token": credentials.runner_token,
+        "token": credentials.runner_token.reveal(),
         "executor": "kubernetes",
         "output_limit": settings.runner.output_limit,
         "cache_dir": CACHE_DIR,

@@ -213,7 +213,7 @@ def test_no_secret_value_leaves_a_secret(scenario: str, profile: str) -> None:
 
 def test_the_token_lives_in_the_config_secret_only() -> None:
     rendered = render(make_settings(), CREDS)
-    holders = [o.ref for o in rendered.objects if CREDS.runner_token in _decoded(o.body)]
+    holders = [o.ref for o in rendered.objects if CREDS.runner_token.reveal() in _decoded(o.body)]
     assert holders == ["Secret/gitlab-runner-config"]
 
 
@@ -328,7 +328,7 @@ def test_config_toml_follows_the_seed() -> None:
     assert doc["concurrent"] == 10
     runner = doc["runners"][0]
     assert runner["executor"] == "kubernetes"
-    assert runner["token"] == CREDS.runner_token
+    assert runner["token"] == CREDS.runner_token.reveal()
     assert runner["output_limit"] == 51200
     kube = runner["kubernetes"]
     assert "host" not in kube, "in-cluster auth by default"
@@ -376,14 +376,14 @@ def test_client_certificate_mode_uses_the_seeds_three_files_from_a_secret() -> N
         "/secrets/kube-client/tls.key",
     }
     secret = rendered.by_ref()[("Secret", "gitlab-runner", "gitlab-runner-kube-client")]
-    assert base64.b64decode(secret.body["data"]["tls.key"]).decode() == CREDS.kube_key
+    assert base64.b64decode(secret.body["data"]["tls.key"]).decode() == CREDS.kube_key.reveal()
 
 
 def test_s3_cache_reads_keys_from_credentials() -> None:
     doc = tomllib.loads(render(_settings("s3", "eci"), CREDS).config_toml)
     cache = doc["runners"][0]["cache"]
     assert cache["Type"] == "s3"
-    assert cache["s3"]["AccessKey"] == CREDS.s3_access_key
+    assert cache["s3"]["AccessKey"] == CREDS.s3_access_key.reveal()
 
 
 # --- Deployment ----------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def test_registry_secret_is_a_docker_config_for_kaniko() -> None:
     config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
     entry = config["auths"]["registry.cn-hangzhou.aliyuncs.com"]
     assert entry["username"] == "ci-bot"
-    assert base64.b64decode(entry["auth"]).decode() == f"ci-bot:{CREDS.registry_password}"
+    assert base64.b64decode(entry["auth"]).decode() == f"ci-bot:{CREDS.registry_password.reveal()}"
 
 
 def test_rendered_yaml_round_trips() -> None:

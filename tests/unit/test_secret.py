@@ -1,0 +1,137 @@
+"""Redaction by construction: the Secret type, and messages that never echo a secret."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+
+from bootstrap.config import Settings
+from bootstrap.errors import ConfigErrors
+from bootstrap.inputs import load_credentials
+from bootstrap.render.credentials import Credentials
+from bootstrap.secret import Secret, is_secret_key, without_userinfo
+from tests.conftest import EXTRA_SECRETS, run_cli
+
+PASSWORD = "correct horse battery staple!"
+NAMELIKE_PASSWORD = "Tr0ub4dor3xKeyboard"
+
+
+def test_a_secret_never_shows_its_value(caplog: pytest.LogCaptureFixture) -> None:
+    secret = Secret(PASSWORD)
+    logging.getLogger("test").warning("value %s %r", secret, secret)
+    shown = [str(secret), repr(secret), f"{secret}", f"{secret!r}", f"{secret:>40}", str([secret])]
+    shown.append(repr(Credentials(runner_token=Secret(PASSWORD), registry_password=secret)))
+    shown.append(caplog.records[0].getMessage())
+    for text in shown:
+        assert PASSWORD not in text
+    assert secret.reveal() == PASSWORD
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+    with pytest.raises(AttributeError):
+        secret._value = "x"  # type: ignore[misc]
+
+
+def test_credentials_wrap_plain_strings() -> None:
+    creds = Credentials(runner_token="glrt-x", registry_password=PASSWORD)  # type: ignore[arg-type]
+    assert isinstance(creds.registry_password, Secret)
+    assert f"{creds.registry_password}" == "(secret)"
+    assert creds.secret_values() == ["glrt-x", PASSWORD]
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("registry.password_env", True),
+        ("registry.password_file", True),
+        ("cache.s3_secret_key_env", True),
+        ("cache.s3_access_key_env", True),
+        ("git_ssh.private_key_file", True),
+        ("kubernetes.key_file", True),
+        ("gitlab.token", True),
+        ("gitlab.ca_file", False),
+        ("git_ssh.known_hosts_file", False),
+        ("registry.existing_secret", False),
+        ("kubernetes.namespace", False),
+    ],
+)
+def test_which_keys_hold_secrets(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
+
+
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [
+        ("https://user:pa55@gitlab.example.com/x", "https://gitlab.example.com/x"),
+        ("https://tok@gitlab.example.com:8443", "https://gitlab.example.com:8443"),
+        ("https://gitlab.example.com", "https://gitlab.example.com"),
+        ("http://a:b@[::1", "[::1"),  # unparsable: everything up to the last '@' goes
+    ],
+)
+def test_urls_are_printed_without_userinfo(url: str, printed: str) -> None:
+    assert without_userinfo(url) == printed
+
+
+def _render(workdir: Path, config: str) -> str:
+    (workdir / "bootstrap.toml").write_text(config)
+    result = run_cli(["render", "--group", "g"])
+    assert result.exit_code == 2, result.output
+    return result.output
+
+
+def test_a_password_typed_into_a_star_env_key_is_not_echoed(workdir: Path) -> None:
+    EXTRA_SECRETS.append(PASSWORD)
+    output = _render(
+        workdir,
+        f'[registry]\nserver = "r.example.com"\nusername = "u"\npassword_env = "{PASSWORD}"\n',
+    )
+    assert "registry.password_env" in output
+    assert "not an environment variable name" in output
+    assert "not shown" in output
+
+
+def test_an_array_of_registry_tables_is_refused_without_printing_it(workdir: Path) -> None:
+    EXTRA_SECRETS.append(PASSWORD)
+    output = _render(
+        workdir,
+        f'[[registry]]\nserver = "r.example.com"\nusername = "u"\npassword = "{PASSWORD}"\n',
+    )
+    assert "registry.password: never write the password in the file" in output
+    assert "registry: a list (not shown) is invalid" in output
+    assert "server" not in output, "the table is not printed"
+
+
+def test_a_name_like_password_in_a_star_env_key_is_not_echoed_when_unset(tmp_path: Path) -> None:
+    EXTRA_SECRETS.append(NAMELIKE_PASSWORD)
+    settings = Settings.model_validate(
+        {
+            "gitlab": {"group": "g"},
+            "registry": {
+                "server": "r.example.com",
+                "username": "u",
+                "password_env": NAMELIKE_PASSWORD,
+            },
+            "git_ssh": {"private_key_file": PASSWORD, "known_hosts_file": str(tmp_path / "kh")},
+        }
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        load_credentials(settings, {}, "glrt-x")
+    message = str(caught.value)
+    assert "registry.password_env: the environment variable the value (not shown" in message
+    assert "git_ssh.private_key_file: the value (not shown" in message
+    assert f"{tmp_path}/kh: no such file" in message, "a path that is only a path is shown"
+    assert NAMELIKE_PASSWORD not in message
+    assert PASSWORD not in message
+
+
+def test_a_variable_name_is_still_shown(tmp_path: Path) -> None:
+    settings = Settings.model_validate(
+        {
+            "gitlab": {"group": "g"},
+            "registry": {"server": "r.example.com", "username": "u", "password_env": "REG_PW"},
+        }
+    )
+    with pytest.raises(ConfigErrors, match="the environment variable REG_PW is not set"):
+        load_credentials(settings, {}, "glrt-x")
