@@ -1,15 +1,18 @@
 """The leak scan itself: it finds a secret inside anything printed in encoded form (a whole
 config.toml base64-encoded in a diff, a dockerconfigjson), and it catches the mutant that
-turns off the Secret redaction of ``plan.redact_object``."""
+turns off the Secret redaction of the plan's diff (``plan.redact_object`` once, now the
+Secret branch of ``plan.diff``)."""
 
 from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
-import bootstrap.plan
+import bootstrap.install
+from bootstrap import plan
 from tests.conftest import OUTPUTS, find_leaks
 from tests.e2e.conftest import Target
 
@@ -69,12 +72,18 @@ def _config_diff_dry_run(target: Target) -> str:
 def test_the_scan_catches_a_mutant_that_stops_redacting_secret_diffs(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bootstrap.plan, "redact_object", lambda body: body)  # the mutant
+    def diff_without_the_secret_check(desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        # plan.diff with its `kind == "Secret"` branch removed: the mutant.
+        new = plan._unnamed(plan._strip(desired))
+        old = plan._unnamed(plan._strip(plan.project(live, desired))) if live else {}
+        return "".join(line + "\n" for line in plan.field_changes(old, new))
+
+    monkeypatch.setattr(bootstrap.install, "diff", diff_without_the_secret_check)
 
     output = _config_diff_dry_run(target)
 
     token = target.stored_token()
-    assert not _old_scan(output, token), "the old scan misses the encoded config.toml"
+    assert token not in output, "the mutant prints config.toml encoded, never raw"
     assert find_leaks(output, [token]) == [token]
     # The mutant's output is what this test is about: keep it from the autouse scan.
     OUTPUTS.clear()
