@@ -48,7 +48,7 @@ from bootstrap.kube import Kube
 from bootstrap.lock import locked, tell_waiting
 from bootstrap.render import names as n
 from bootstrap.render.objects import config_checksum
-from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, replace_token
+from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_problem, replace_token
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.workflow import (
     ENTRY_ANNOTATIONS,
@@ -261,6 +261,7 @@ def _rotate_entry(run: _Run, entry: int, secret: dict[str, Any] | None) -> Rotat
     stored = read_stored(secret, entry)
     if secret is None or stored.runner_id is None:
         raise KubeError(f"Secret {n.CONFIG_SECRET} in namespace {ns} records no {label}")
+    _check_config(secret, ns, entry)  # before any reset: one we cannot store kills a token
     deploy = kube.get("Deployment", n.DEPLOYMENT, ns)
     system_id = _system_id(deploy, settings)
     runner = ctx.gitlab.runner(stored.runner_id)
@@ -325,6 +326,7 @@ def _rotate_entry(run: _Run, entry: int, secret: dict[str, Any] | None) -> Rotat
         if _version(fresh) != _version(secret) and fresh is not None:
             # Another install or rotate changed the token while we waited: decide again.
             secret, stored = fresh, read_stored(fresh, entry)
+            _check_config(secret, ns, entry)
             state = token_state(ctx, runner.id, stored, run.moment)
             valid = not state.dead
             result.decision, result.reason = decide(
@@ -350,6 +352,22 @@ def _rotate_entry(run: _Run, entry: int, secret: dict[str, Any] | None) -> Rotat
             ctx, runner.id, run.deadline, system_id=system_id, after=baseline
         )
     return result
+
+
+def _check_config(secret: dict[str, Any], ns: str, entry: int) -> None:
+    """Refuse a config.toml the new token could not be written into (hand-edited, corrupt).
+
+    Checked before the reset: resetting first would revoke the token the running pod uses,
+    then fail to store the new one, on every run.
+    """
+    problem = config_problem(secret_text(secret, "config.toml"), entry)
+    if problem is not None:
+        raise KubeError(
+            f"config.toml in Secret {n.CONFIG_SECRET} (namespace {ns}) cannot be rotated: "
+            f"{problem}; nothing was reset",
+            hint="run `bootstrap install`: it rewrites config.toml from the settings (and "
+            "resets the runner's token only if the stored one is lost), then rotate works",
+        )
 
 
 def _version(obj: dict[str, Any] | None) -> str | None:

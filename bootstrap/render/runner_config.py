@@ -301,6 +301,23 @@ def replace_token(config_toml: str, token: str, entry: int = GROUP_ENTRY) -> str
     return HEADER + tomli_w.dumps(doc)
 
 
+def config_problem(config_toml: str, entry: int = GROUP_ENTRY) -> str | None:
+    """Why :func:`replace_token` could not rewrite ``config_toml`` (None: it can)."""
+    try:
+        doc = tomllib.loads(config_toml)
+    except tomllib.TOMLDecodeError as exc:
+        return f"it is not valid TOML ({exc})"
+    runners = doc.get("runners")
+    count = len(runners) if isinstance(runners, list) else 0
+    if not isinstance(runners, list) or not 1 <= count <= 2:
+        return f"it has {count} [[runners]] entries, not one or two"
+    if entry >= count:
+        return f"it has no [[runners]] entry number {entry + 1}"
+    if not isinstance(runners[entry], dict) or not isinstance(runners[entry].get("token"), str):
+        return f"its [[runners]] entry {entry + 1} has no token"
+    return None
+
+
 def config_token(config_toml: str, entry: int = GROUP_ENTRY) -> str:
     """The token of one ``[[runners]]`` entry in a config.toml ('' when there is none)."""
     try:

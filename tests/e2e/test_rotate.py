@@ -210,3 +210,42 @@ def test_a_pod_left_behind_the_secret_is_rolled_even_when_no_rotation_is_due(
     assert result.exit_code == 0, result.output
     assert "rolled" in result.output
     _assert_converged(target)
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ("concurrent = 4\n[[runners]\n", "it is not valid TOML"),
+        (3 * '[[runners]]\ntoken = "a"\n', "3 [[runners]] entries, not one or two"),
+        ("concurrent = 4\n", "0 [[runners]]"),
+    ],
+    ids=["corrupt", "three-runners", "no-runner"],
+)
+def test_rotate_on_a_hand_edited_config_refuses_before_resetting(
+    target: Target, config: str, problem: str
+) -> None:
+    target.gitlab.set_token_expiry(30 * DAY)
+    assert target.run("install").exit_code == 0
+    [runner_id] = target.group_runners()
+    token = target.gitlab.runner(runner_id).token
+    target.kube_patch(
+        "/api/v1/namespaces/gitlab-runner/secrets/gitlab-runner-config",
+        {"data": {"config.toml": base64.b64encode(config.encode()).decode()}},
+    )
+    target.gitlab.clear_log()
+
+    for _ in range(2):  # and again: each run used to revoke the pod's token anew
+        result = target.run("rotate", "--force")
+        assert result.exit_code == 4, result.output
+        assert "config.toml in Secret gitlab-runner-config" in result.stderr
+        assert problem in result.stderr
+        assert "nothing was reset" in result.stderr
+        assert "bootstrap install" in result.stderr
+        assert "Traceback" not in result.output
+
+    assert target.gitlab_writes() == [], "no reset, no verify"
+    assert target.gitlab.runner(runner_id).token == token, "the running pod's token lives"
+    # The fix the message names works: install rewrites config.toml, then rotate works.
+    assert target.run("install").exit_code == 0
+    assert target.run("rotate", "--force").exit_code == 0
+    _assert_converged(target)
