@@ -37,7 +37,8 @@ DEFAULT_CONFIG_FILE = "bootstrap.toml"
 IMAGE_CACHE_MAX_IMAGES = 20
 ENV_PREFIX = "BOOTSTRAP_"
 # runAsUser is an int64 in the API, but IDs past 2^31-1 break in container runtimes and
-# filesystems (the kernel's uid_t is 32-bit, and -1 is reserved).
+# filesystems (the kernel's uid_t is 32-bit, and -1 is reserved). Also the largest value of a
+# 32-bit integer column in GitLab (a runner's maximum_timeout).
 UID_MAX = 2**31 - 1
 
 RUNNER_VERSION = "18.11.4"
@@ -110,7 +111,10 @@ class GitLabSettings(_Section):
         "not_protected", description="ref_protected: run jobs of protected branches/tags only."
     )
     maximum_timeout: int | None = Field(
-        None, ge=600, description="Cap on job timeouts in seconds (GitLab's minimum is 600)."
+        None,
+        ge=600,
+        le=UID_MAX,  # GitLab keeps it in a 32-bit integer column
+        description="Cap on job timeouts in seconds (GitLab's minimum is 600).",
     )
     paused: bool = Field(False, description="Create the runner paused.")
     maintenance_note: str = Field(
@@ -432,7 +436,10 @@ class EciSettings(_Section):
         "", description="Run job pods on spot instances (cheaper; jobs may be interrupted)."
     )
     spot_price_limit: float = Field(
-        0.0, ge=0, description="Hourly price cap (SpotWithPriceLimit), at most 3 decimals."
+        0.0,
+        ge=0,
+        allow_inf_nan=False,  # TOML has inf and nan; ECI takes neither
+        description="Hourly price cap (SpotWithPriceLimit), at most 3 decimals.",
     )
     with_eip: bool = Field(
         False,

@@ -126,3 +126,19 @@ def test_settings_refuse(section: str, key: str, value: object, message: str) ->
 
 def test_the_highest_uid_is_accepted() -> None:
     assert make_settings(runner={"run_as_user": 2**31 - 1}).runner.run_as_user == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("eci", "spot_price_limit", float("inf"), "finite number"),
+        ("gitlab", "maximum_timeout", 2**31, "less than or equal to 2147483647"),
+    ],
+)
+def test_numbers_past_what_eci_or_gitlab_take(
+    section: str, key: str, value: object, message: str
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**{section: {key: value}})
