@@ -515,7 +515,7 @@ def test_only_the_sealed_ops_entry_runs_jobs_as_the_rotator() -> None:
     assert group["kubernetes"].get("service_account") != "gitlab-runner-rotator"
     assert (ops["name"], ops["token"], ops["limit"]) == (
         "default-gitlab-runner-rotation",
-        CREDS.ops_runner_token,
+        CREDS.ops_runner_token.reveal(),
         1,
     )
     kube = ops["kubernetes"]
@@ -539,6 +539,6 @@ def test_a_token_is_replaced_in_its_own_entry_only() -> None:
     config = render(make_settings(), CREDS).config_toml
     changed = replace_token(config, "glrt-new-ops-token-value", OPS_ENTRY)
     assert config_token(changed, OPS_ENTRY) == "glrt-new-ops-token-value"
-    assert config_token(changed, GROUP_ENTRY) == CREDS.runner_token
-    again = replace_token(changed, CREDS.ops_runner_token, OPS_ENTRY)
+    assert config_token(changed, GROUP_ENTRY) == CREDS.runner_token.reveal()
+    again = replace_token(changed, CREDS.ops_runner_token.reveal(), OPS_ENTRY)
     assert again == config, "the same bytes install renders"
