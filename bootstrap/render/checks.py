@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import bootstrap.render as rendering
 from bootstrap import validators as v
 from bootstrap.config import UID_MAX, Settings
 from bootstrap.errors import ConfigErrors
-from bootstrap.render import Credentials, render, template_defaults
 
 # Kinds whose name Kubernetes checks as a DNS-1123 label; the rest take a subdomain.
 _LABEL_NAMED = frozenset({"Namespace", "Service"})
@@ -27,11 +27,12 @@ def offline_problems(settings: Settings) -> list[str]:
 
     problems: list[str] = []
     try:
-        validate_defaults(template_defaults(settings))
+        validate_defaults(rendering.template_defaults(settings))
     except ConfigErrors as exc:
         problems += [f"templates: {error}" for error in exc.errors]
     try:
-        rendered = render(settings, Credentials.placeholders())
+        # Looked up at call time, as every caller of render does (tests replace it).
+        rendered = rendering.render(settings, rendering.Credentials.placeholders())
     except ValueError as exc:
         return [*problems, f"rendering the objects: {exc}"]
     for obj in rendered.objects:
