@@ -97,7 +97,7 @@ def test_the_git_ssh_secret_holds_the_public_key_only_when_one_is_set() -> None:
     assert base64.b64decode(full["id_rsa.pub"]).decode() == CREDS.ssh_public_key
     without = data({k: v for k, v in GIT_SSH.items() if k != "public_key_file"})
     assert "id_rsa.pub" not in without
-    assert base64.b64decode(without["id_rsa"]).decode() == CREDS.ssh_private_key
+    assert base64.b64decode(without["id_rsa"]).decode() == CREDS.ssh_private_key.reveal()
 
 
 def test_an_nfs_cache_volume_points_at_the_server_and_path() -> None:
