@@ -39,6 +39,7 @@ from bootstrap.plan import Change, decide
 from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN
 from bootstrap.render.objects import config_checksum
+from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.validators import parse_duration
 from bootstrap.workflow import (
@@ -368,6 +369,7 @@ def status(
             *gitlab_problems,
             *_duplicates(ctx, runner),
             *_runner_problems(runner, judged, contact, attr_drift, ns, stored),
+            *_ops_problems(ctx, secret, moment),
             *_kube_problems(deployment, drift, ns),
         ]
     result.requests = requests_made(ctx)
@@ -408,6 +410,37 @@ def _runner(
     return None, "marker", problems
 
 
+def _ops_problems(ctx: Context, secret: dict[str, Any] | None, now: datetime) -> list[Problem]:
+    """The ops runner (the rotation's own entry): gone or dead stops the loop itself, and no
+    scheduled job can repair it, so each names the one command that does."""
+    stored = read_stored(secret, OPS_ENTRY)
+    if stored.runner_id is None:
+        return []
+    repair = "run `bootstrap install`: it resets the ops runner's token by id and stores it"
+    runner = ctx.gitlab.runner(stored.runner_id)
+    if runner is None:
+        return [
+            Problem(
+                "gitlab",
+                f"ops runner #{stored.runner_id} (the rotation's own) recorded in Secret "
+                f"{n.CONFIG_SECRET} is gone from GitLab: no scheduled rotation can run",
+                "run `bootstrap install`: it creates the ops runner again",
+            )
+        ]
+    token = token_state(ctx, runner.id, stored, now)
+    if token.dead:
+        return [
+            Problem(
+                "gitlab",
+                f"the token of ops runner #{runner.id} (the rotation's own) is dead: "
+                f"{token.dead}; no scheduled rotation can run",
+                repair,
+            )
+        ]
+    _warn_expiring(ctx, runner, token, now, label="ops runner")
+    return []
+
+
 def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
     """Other runners with our marker: GitLab may give jobs to one no pod runs."""
     if runner is None:
@@ -428,7 +461,9 @@ def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
     ]
 
 
-def _warn_expiring(ctx: Context, runner: Runner, token: TokenState, now: datetime) -> None:
+def _warn_expiring(
+    ctx: Context, runner: Runner, token: TokenState, now: datetime, *, label: str = "runner"
+) -> None:
     """A warning when the token expires within ``rotation.rotate_before`` (not yet a problem)."""
     expires = parse_time(token.expires_at)
     window = parse_duration(ctx.settings.rotation.rotate_before)
@@ -437,7 +472,7 @@ def _warn_expiring(ctx: Context, runner: Runner, token: TokenState, now: datetim
     left = expires - now
     days, rest = divmod(int(left.total_seconds()), 86400)
     ctx.warn(
-        f"the token of runner #{runner.id} expires at {token.expires_at} (in {days}d"
+        f"the token of {label} #{runner.id} expires at {token.expires_at} (in {days}d"
         f"{rest // 3600}h), within rotation.rotate_before ({ctx.settings.rotation.rotate_before})"
         ": the scheduled rotation renews it, or run `bootstrap rotate`"
     )

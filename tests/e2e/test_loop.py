@@ -98,3 +98,21 @@ def test_uninstall_removes_the_ops_runner_and_the_schedule(target: Target) -> No
     assert target.gitlab.project(OPS).schedules == {}
     # The ops project itself stays (its history is the loop's record).
     assert target.gitlab.project(OPS).files["main"]
+
+
+def test_status_names_the_repair_of_a_dead_ops_runner_token(target: Target) -> None:
+    _loop(target)
+    target.gitlab.set_token_expiry(30 * 86400)
+    assert target.run("install").exit_code == 0
+    assert target.run("status").exit_code == 0
+    ops = _runners(target)["project_type"]
+    target.gitlab.set_token_expiry(31 * 86400)
+    target.gitlab.reset_runner_token(ops.id)  # reset elsewhere: the stored token is dead
+
+    result = target.run("status")
+
+    assert result.exit_code == 3, result.output
+    assert f"the token of ops runner #{ops.id} (the rotation's own) is dead" in result.output
+    assert "run `bootstrap install`: it resets the ops runner's token by id" in result.output
+    assert target.run("install").exit_code == 0
+    assert target.run("status").exit_code == 0
