@@ -14,7 +14,7 @@ from typing import Any
 from bootstrap.render import Credentials, render
 from bootstrap.render import names as n
 from tests.conftest import make_settings
-from tests.unit.test_render import CREDS, GIT_SSH, _settings
+from tests.unit.test_render import CREDS, GIT_SSH, REGISTRY, _settings
 
 
 def _by_kind(scenario: str, profile: str = "eci") -> dict[str, dict[str, Any]]:
@@ -129,3 +129,49 @@ def test_secret_volumes_are_read_only_for_everyone() -> None:
         modes = {v["name"]: v["secret"].get("defaultMode") for v in pod["volumes"] if "secret" in v}
         assert modes, "the config Secret is mounted"
         assert set(modes.values()) == {0o444}, modes
+
+
+def test_one_runner_manager_pod_only() -> None:
+    # Two replicas would be two managers with one system id, both taking jobs.
+    deploy = _by_kind("defaults")[f"Deployment/{n.DEPLOYMENT}"]
+    assert deploy["spec"]["replicas"] == 1
+
+
+def test_the_image_cache_pulls_with_the_registry_secret_only_when_there_is_one() -> None:
+    def pull_secrets(registry: dict[str, str] | None) -> Any:
+        settings = make_settings(registry=registry) if registry else make_settings()
+        [cache] = [o.body for o in render(settings, CREDS).objects if o.kind == "ImageCache"]
+        return cache["spec"].get("imagePullSecrets")
+
+    assert pull_secrets(REGISTRY) == [f"gitlab-runner:{n.REGISTRY_SECRET}"]
+    assert pull_secrets({"existing_secret": "mine"}) == ["gitlab-runner:mine"]
+    assert pull_secrets(None) is None
+
+
+def test_the_eip_annotation_only_on_eci_when_asked() -> None:
+    def annotations(profile: str, eip: bool) -> dict[str, str]:
+        settings = make_settings(profile=profile, eci={"with_eip": eip})
+        [deploy] = [o.body for o in render(settings, CREDS).objects if o.kind == "Deployment"]
+        return dict(deploy["spec"]["template"]["metadata"]["annotations"])
+
+    assert annotations("eci", True)["k8s.aliyun.com/eci-with-eip"] == "true"
+    assert "k8s.aliyun.com/eci-with-eip" not in annotations("eci", False)
+    assert "k8s.aliyun.com/eci-with-eip" not in annotations("kubernetes", False)
+
+
+def test_secrets_are_mounted_read_only_and_the_client_certificate_only_when_used() -> None:
+    def mounts(scenario: str) -> dict[str, Any]:
+        [container] = _pod(_by_kind(scenario))["containers"]
+        return {m["name"]: m for m in container["volumeMounts"]}
+
+    def volumes(scenario: str) -> dict[str, Any]:
+        return {v["name"]: v for v in _pod(_by_kind(scenario))["volumes"]}
+
+    assert mounts("defaults")["config-secret"]["readOnly"] is True
+    assert "kube-client" not in mounts("defaults")
+    assert "kube-client" not in volumes("defaults")
+    client = mounts("client-certificate")["kube-client"]
+    assert client == {"name": "kube-client", "mountPath": n.KUBE_CLIENT_MOUNT, "readOnly": True}
+    assert volumes("client-certificate")["kube-client"]["secret"]["secretName"] == (
+        n.KUBE_CLIENT_SECRET
+    )
