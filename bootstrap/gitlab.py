@@ -189,6 +189,8 @@ class Schedule:
     active: bool
     variables: dict[str, str]
     owner: str = ""
+    #: The last pipeline it started: (id, status, web_url); None when it never ran.
+    last_pipeline: tuple[int, str, str] | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Schedule:
@@ -201,7 +203,14 @@ class Schedule:
             active=bool(data.get("active", True)),
             variables={v["key"]: v.get("value", "") for v in data.get("variables") or []},
             owner=str((data.get("owner") or {}).get("username") or ""),
+            last_pipeline=_last_pipeline(data.get("last_pipeline")),
         )
+
+
+def _last_pipeline(data: Any) -> tuple[int, str, str] | None:
+    if not isinstance(data, dict) or "id" not in data:
+        return None
+    return int(data["id"]), str(data.get("status") or ""), str(data.get("web_url") or "")
 
 
 class GitLab:

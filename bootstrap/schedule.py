@@ -300,3 +300,12 @@ def remove_ops_runner(
     gitlab.delete_runner(runner.id)
     report.info(f"Deleted ops runner #{runner.id}")
     return f"deleted ops runner #{runner.id} ({runner.description})"
+
+
+def find_schedule(settings: Settings, gitlab: GitLab) -> Schedule | None:
+    """The rotation schedule of this group, cluster and namespace (None when none)."""
+    project = gitlab.project(ops_project(settings))
+    if project is None:
+        return None
+    mine = description(settings)
+    return next((s for s in gitlab.schedules(project.id) if s.description == mine), None)

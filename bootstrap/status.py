@@ -41,6 +41,7 @@ from bootstrap.render.credentials import PLACEHOLDER_TOKEN
 from bootstrap.render.objects import config_checksum
 from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.schedule import find_schedule
 from bootstrap.validators import parse_duration
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
@@ -307,11 +308,12 @@ def status(
     moment = now or datetime.now(UTC)
     judged: TokenState | None = None
     contact: Contact | None = None
+    expiring: list[str] = []
     if runner is not None:
         judged = token_state(ctx, runner.id, stored, moment)
         runner = with_expiry(runner, judged.expires_at)
         contact = our_contact(ctx, runner, n.system_id(settings))
-        _warn_expiring(ctx, runner, judged, moment)
+        expiring.append(_warn_expiring(ctx, runner, judged, moment))
     wanted = note_blind_drift(ctx, runner_attributes(settings))
     if not ctx.sees_notes and runner is not None:
         ctx.warn(
@@ -369,9 +371,10 @@ def status(
             *gitlab_problems,
             *_duplicates(ctx, runner),
             *_runner_problems(runner, judged, contact, attr_drift, ns, stored),
-            *_ops_problems(ctx, secret, moment),
+            *_ops_problems(ctx, secret, moment, expiring),
             *_kube_problems(deployment, drift, ns),
         ]
+        result.problems += _rotation_problems(ctx, [e for e in expiring if e])
     result.requests = requests_made(ctx)
     return result
 
@@ -410,7 +413,9 @@ def _runner(
     return None, "marker", problems
 
 
-def _ops_problems(ctx: Context, secret: dict[str, Any] | None, now: datetime) -> list[Problem]:
+def _ops_problems(
+    ctx: Context, secret: dict[str, Any] | None, now: datetime, expiring: list[str]
+) -> list[Problem]:
     """The ops runner (the rotation's own entry): gone or dead stops the loop itself, and no
     scheduled job can repair it, so each names the one command that does."""
     stored = read_stored(secret, OPS_ENTRY)
@@ -437,7 +442,7 @@ def _ops_problems(ctx: Context, secret: dict[str, Any] | None, now: datetime) ->
                 repair,
             )
         ]
-    _warn_expiring(ctx, runner, token, now, label="ops runner")
+    expiring.append(_warn_expiring(ctx, runner, token, now, label="ops runner"))
     return []
 
 
@@ -463,12 +468,13 @@ def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
 
 def _warn_expiring(
     ctx: Context, runner: Runner, token: TokenState, now: datetime, *, label: str = "runner"
-) -> None:
-    """A warning when the token expires within ``rotation.rotate_before`` (not yet a problem)."""
+) -> str:
+    """A warning when the token expires within ``rotation.rotate_before`` (not yet a
+    problem); returns what expires when ("" when nothing does)."""
     expires = parse_time(token.expires_at)
     window = parse_duration(ctx.settings.rotation.rotate_before)
     if token.dead or expires is None or expires - now > window:
-        return
+        return ""
     left = expires - now
     days, rest = divmod(int(left.total_seconds()), 86400)
     ctx.warn(
@@ -476,6 +482,33 @@ def _warn_expiring(
         f"{rest // 3600}h), within rotation.rotate_before ({ctx.settings.rotation.rotate_before})"
         ": the scheduled rotation renews it, or run `bootstrap rotate`"
     )
+    return f"the token of {label} #{runner.id} expires at {token.expires_at}"
+
+
+#: Pipeline statuses of a rotation that did not (and will not) succeed.
+_FAILED = ("failed", "canceled", "skipped")
+
+
+def _rotation_problems(ctx: Context, expiring: list[str]) -> list[Problem]:
+    """A token expires within the window and the last scheduled rotation did not succeed:
+    nothing will renew it in time by itself."""
+    if not expiring:
+        return []
+    schedule = find_schedule(ctx.settings, ctx.gitlab)
+    if schedule is None or schedule.last_pipeline is None:
+        return []  # no schedule (a warning elsewhere) or it has not run yet: not failed
+    pipeline_id, state, url = schedule.last_pipeline
+    if state not in _FAILED:
+        return []
+    return [
+        Problem(
+            "gitlab",
+            f"{'; '.join(expiring)}, within rotation.rotate_before "
+            f"({ctx.settings.rotation.rotate_before}), and the last scheduled rotation, "
+            f"pipeline #{pipeline_id}, {state}",
+            f"read that pipeline's job log ({url}), fix it, or run `bootstrap rotate`",
+        )
+    ]
 
 
 def _runner_problems(

@@ -116,3 +116,25 @@ def test_status_names_the_repair_of_a_dead_ops_runner_token(target: Target) -> N
     assert "run `bootstrap install`: it resets the ops runner's token by id" in result.output
     assert target.run("install").exit_code == 0
     assert target.run("status").exit_code == 0
+
+
+def test_status_fails_when_a_token_expires_soon_and_the_last_rotation_failed(
+    target: Target,
+) -> None:
+    _loop(target)
+    target.gitlab.set_token_expiry(3 * 86400)  # within the 7d window
+    assert target.run("install").exit_code == 0
+    [schedule] = target.gitlab.project(OPS).schedules.values()
+    waiting = target.run("status")
+    assert waiting.exit_code == 0, "not run yet is not a failure"
+    assert "within rotation.rotate_before" in waiting.stderr
+
+    pipeline = target.gitlab.schedule_ran(OPS, schedule.id, "failed")
+    result = target.run("status")
+
+    assert result.exit_code == 3, result.output
+    assert f"the last scheduled rotation, pipeline #{pipeline['id']}, failed" in result.output
+    assert "the token of runner #1 expires at 20" in result.output  # says when
+    assert pipeline["web_url"] in result.output
+    target.gitlab.schedule_ran(OPS, schedule.id, "success")
+    assert target.run("status").exit_code == 0

@@ -623,6 +623,11 @@ class FakeGitLab(FakeServer):
         with self.lock:
             return self.projects_api.add_schedule(full_path, description, **attrs)
 
+    def schedule_ran(self, full_path: str, schedule_id: int, status: str) -> dict[str, Any]:
+        """The schedule started a pipeline that ended with ``status``: its last pipeline."""
+        with self.lock:
+            return self.projects_api.schedule_ran(full_path, schedule_id, status)
+
     def add_variable(self, full_path: str, key: str, value: str, **attrs: Any) -> CiVariable:
         """Seed a project CI/CD variable (``masked``, ``protected``, ... as keywords)."""
         with self.lock:

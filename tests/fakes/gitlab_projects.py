@@ -269,6 +269,8 @@ class PipelineSchedule:
     variables: dict[str, ScheduleVariable] = field(default_factory=dict)
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
+    #: The last pipeline the schedule started (``Entities::Ci::PipelineBasic``), None: none.
+    last_pipeline: dict[str, Any] | None = None
 
 
 @dataclass
@@ -684,6 +686,28 @@ class ProjectsApi:
         project.schedules[schedule.id] = schedule
         return schedule
 
+    def schedule_ran(self, full_path: str, schedule_id: int, status: str) -> dict[str, Any]:
+        """Record that the schedule started a pipeline that ended with ``status``
+        (``success``, ``failed``, ``canceled``, ...): its ``last_pipeline``."""
+        project = self.get(full_path)
+        schedule = project.schedules[schedule_id]
+        pipeline_id = self.fake._next_id("pipeline")
+        moment = iso(now())
+        head = project.head(project.default_branch)
+        schedule.last_pipeline = {
+            "id": pipeline_id,
+            "iid": pipeline_id,
+            "project_id": project.id,
+            "sha": head.id if head else "0" * 40,
+            "ref": schedule.ref.removeprefix("refs/heads/"),
+            "status": status,
+            "source": "schedule",
+            "created_at": moment,
+            "updated_at": moment,
+            "web_url": f"{self.fake.url}/{project.full_path}/-/pipelines/{pipeline_id}",
+        }
+        return copy.deepcopy(schedule.last_pipeline)
+
     def add_variable(self, full_path: str, key: str, value: str, **attrs: Any) -> CiVariable:
         """Seed a project CI/CD variable (``masked``, ``protected``, ... as keywords)."""
         project = self.get(full_path)
@@ -1014,7 +1038,7 @@ class ProjectsApi:
             "owner": self._user_basic(schedule.owner_id, call),
         }
         if details:
-            data["last_pipeline"] = None
+            data["last_pipeline"] = copy.deepcopy(schedule.last_pipeline)
             data["inputs"] = []
         return data
 
