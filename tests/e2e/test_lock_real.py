@@ -542,3 +542,11 @@ def test_a_renewal_that_fails_stops_the_write_without_calling_the_lock_lost(
     assert lock.lost is None
     lock.check()  # the next renewal goes through
     lock.release()
+
+
+def test_release_leaves_no_renewer_behind(kube: Kube) -> None:
+    lock = Lock(kube, "default", duration=60, me="me")
+    lock.acquire(deadline=time.monotonic() + 5)
+    assert "lease-renewer" in {t.name for t in threading.enumerate()}
+    lock.release()
+    assert "lease-renewer" not in {t.name for t in threading.enumerate()}

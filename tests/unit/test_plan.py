@@ -10,6 +10,8 @@ from bootstrap.plan import (
     ANNOTATION_APPLIED,
     applied_hash,
     decide,
+    diff,
+    field_changes,
     is_subset,
     project,
     with_applied_hash,
@@ -119,3 +121,50 @@ def test_project_keeps_the_shape_of_what_we_send() -> None:
     shape = {"a": {"b": 0}, "l": [{"x": 0}]}
     assert project(live, shape) == {"a": {"b": 1}, "l": [{"x": 1}, {"x": 3}]}
     assert project("scalar", shape) == "scalar"
+
+
+# --- the diff a plan shows -----------------------------------------------------------------------
+
+
+def test_the_diff_leaves_out_what_the_server_sets_and_what_the_ref_says() -> None:
+    desired = with_applied_hash(_deployment(tolerations=[TOLERATION]))
+    live = _live(desired)
+    live["metadata"]["annotations"] = {ANNOTATION_APPLIED: "old"}
+    live["metadata"]["labels"] = {"x": "1"}
+    desired["metadata"]["labels"] = {"x": "2"}
+    assert diff(desired, live) == '~ metadata.labels.x: "1" -> "2"\n'
+    created = diff(desired, None)
+    for noise in ("resourceVersion", "status", "kind", "metadata.name"):
+        assert noise not in created
+    assert ANNOTATION_APPLIED not in created
+    assert "+ spec.replicas: 1" in created
+
+
+def test_list_items_and_multi_line_values_change_field_by_field() -> None:
+    old = {"items": [{"a": 1}, {"a": 2}], "script": "one\ntwo\n"}
+    new = {"items": [{"a": 1}, {"a": 3}, {"a": 4}], "script": "one\nthree\n"}
+    lines = field_changes(old, new)
+    assert "~ items[1].a: 2 -> 3" in lines
+    assert "+ items[2].a: 4" in lines
+    assert field_changes(new, old)[1] == "- items[2].a: 4"
+    at = lines.index("~ script:")
+    assert lines[at + 1 :] == ["    @@ -1,2 +1,2 @@", "     one", "    -two", "    +three"]
+    assert field_changes({"token": "a\nb"}, {"token": "a\nc"}) == [
+        "~ token: (sensitive) -> (sensitive)"
+    ]
+    assert field_changes({"k": "ü"}, {"k": "é"}) == ['~ k: "ü" -> "é"']
+    assert field_changes({"m": {"b": 1, "a": 2}}, {"m": {"a": 2, "b": 9}}) == ["~ m.b: 1 -> 9"]
+
+
+def test_string_data_of_a_secret_counts_as_its_values() -> None:
+    def secret(**string_data: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s"},
+            "stringData": string_data,
+        }
+
+    changed = diff(secret(password="new-one"), secret(password="old-one"))
+    assert changed == "~ data.password: (sensitive) -> (sensitive)\n"
+    assert "new-one" not in changed
