@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.errors import KubeError
+from bootstrap.errors import KubeError, WaitTimeout
 from bootstrap.kube import Kube
 from bootstrap.lock import (
     ANNOTATION_PROCESS,
@@ -550,3 +550,12 @@ def test_release_leaves_no_renewer_behind(kube: Kube) -> None:
     assert "lease-renewer" in {t.name for t in threading.enumerate()}
     lock.release()
     assert "lease-renewer" not in {t.name for t in threading.enumerate()}
+
+
+def test_a_waiter_backs_off_between_tries(kube: Kube, fake_kube: FakeKube) -> None:
+    # Not a timing test: a waiter that did not pause would send thousands of requests.
+    Lock(kube, "default", me="busy").try_acquire()
+    before = len(fake_kube.log)
+    with pytest.raises(WaitTimeout):
+        Lock(kube, "default", me="me").acquire(deadline=time.monotonic() + 3)
+    assert len(fake_kube.log) - before <= 20
