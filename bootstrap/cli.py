@@ -496,6 +496,8 @@ def rotate(**params: Any) -> None:
       bootstrap rotate --group mygroup --if-expiring-within 7d   # daily schedule
       bootstrap rotate --group mygroup --force --dry-run
     """
+    import os
+
     from bootstrap.config import require_group
     from bootstrap.present import rotate_text
     from bootstrap.report import ConsoleReporter
@@ -509,6 +511,7 @@ def rotate(**params: Any) -> None:
         result = run_rotate(
             loaded.settings,
             token=token,
+            environ=os.environ,
             within=params["within"],
             force=params["force"],
             dry_run=params["dry_run"],

@@ -679,6 +679,19 @@ class RotationSettings(_Section):
         "'Beijing').",
     )
     rotate_before: str = Field("7d", description="Rotate when the token expires within this.")
+    token_lifetime_days: int = Field(
+        90,
+        ge=2,
+        le=365,
+        description="Lifetime in days of the rotation job's group access token, at creation "
+        "and at each renewal (GitLab's maximum is 365 unless the instance sets less).",
+    )
+    token_env: str = Field(
+        "",
+        description="Where group access tokens are unavailable: the environment variable "
+        "holding the token install stores as the ops project's GITLAB_TOKEN (a group Owner's, "
+        "scope api). Empty: install creates a group access token.",
+    )
     in_cluster: bool = Field(
         True,
         description="Run the scheduled rotation inside the cluster: a second, sealed runner "

@@ -69,6 +69,7 @@ class TokenInfo:
     scopes: frozenset[str]
     expires_at: str | None
     name: str
+    id: int | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes or bool(self.scopes & _BROAD_SCOPES)
@@ -156,6 +157,40 @@ class NewToken:
 
     def __repr__(self) -> str:
         return f"NewToken(runner_id={self.runner_id}, token={redact_token(self.token)})"
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A group access token as GitLab lists it (never its value)."""
+
+    id: int
+    name: str
+    active: bool
+    expires_at: str | None
+    scopes: tuple[str, ...]
+    access_level: int
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> AccessToken:
+        return cls(
+            id=int(data["id"]),
+            name=str(data.get("name", "")),
+            active=bool(data.get("active")) and not data.get("revoked"),
+            expires_at=data.get("expires_at"),
+            scopes=tuple(data.get("scopes") or ()),
+            access_level=int(data.get("access_level") or 0),
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class IssuedToken:
+    """A group access token GitLab just created or rotated: its value is shown once."""
+
+    info: AccessToken
+    token: str
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(id={self.info.id}, token={redact_token(self.token)})"
 
 
 @dataclass(frozen=True)
@@ -256,6 +291,12 @@ class GitLab:
             retry_transient_errors=False,
             user_agent=f"gitlab-eci-bootstrap/{__version__}",
         )
+
+    def switch_token(self, token: str) -> None:
+        """Authenticate the following calls with ``token`` (the old one was just revoked)."""
+        self._token = token
+        self._gl.private_token = token
+        self._gl._set_auth_info()
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -408,6 +449,7 @@ class GitLab:
             scopes=frozenset(data.get("scopes") or []),
             expires_at=data.get("expires_at"),
             name=str(data.get("name", "")),
+            id=int(data["id"]) if data.get("id") is not None else None,
         )
 
     def current_user(self) -> tuple[int, str, bool]:
@@ -868,6 +910,102 @@ class GitLab:
         """A project CI/CD variable's settings (masked, protected), None when missing."""
         return self._get_or_none(
             f"read CI/CD variable {key}", f"/projects/{project_id}/variables/{key}"
+        )
+
+    def set_secret_variable(self, project_id: int, key: str, value: str, *, exists: bool) -> None:
+        """Create a masked, hidden, protected CI/CD variable, or replace its value.
+
+        ``masked_and_hidden`` can be set only at creation (``lib/api/ci/variables.rb``);
+        GitLab never shows a hidden value again. The PUT is idempotent; the POST is not
+        repeated blindly (a lost answer shows as an existing variable on the next run).
+        """
+        base = f"/projects/{project_id}/variables"
+        if exists:
+            self._call(
+                f"update CI/CD variable {key}",
+                lambda: self._gl.http_put(
+                    f"{base}/{key}", post_data={"value": value, "masked": True, "protected": True}
+                ),
+                write=True,
+                idempotent=True,
+            )
+            return
+        data = {"key": key, "value": value, "masked_and_hidden": True, "protected": True}
+        self._call(
+            f"create CI/CD variable {key}",
+            lambda: self._gl.http_post(base, post_data=data),
+            write=True,
+        )
+
+    def delete_project_variable(self, project_id: int, key: str) -> bool:
+        """``DELETE`` a project CI/CD variable; False when there was none."""
+        return self._delete(
+            f"delete CI/CD variable {key}", f"/projects/{project_id}/variables/{key}"
+        )
+
+    def _delete(self, what: str, path: str) -> bool:
+        """An idempotent ``DELETE``; False when GitLab answers 404 (nothing to delete)."""
+        try:
+            self._call(what, lambda: self._gl.http_delete(path), write=True, idempotent=True)
+        except GitLabError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # --- group access tokens (lib/api/resource_access_tokens.rb) ------------------------
+
+    def group_access_tokens(self, group_id: int) -> list[AccessToken]:
+        """The group's access tokens, revoked ones too (needs the group's Owner)."""
+        items = self._call(
+            "list group access tokens",
+            lambda: self._gl.http_list(
+                f"/groups/{group_id}/access_tokens", get_all=True, per_page=100
+            ),
+            write=False,
+        )
+        return [AccessToken.from_api(_object(item)) for item in items]
+
+    def create_group_access_token(
+        self, group_id: int, name: str, scopes: list[str], access_level: int, expires_at: str
+    ) -> IssuedToken:
+        """``POST /groups/:id/access_tokens``. Not retried: a lost answer leaves a token
+        nobody knows, which the caller finds by name and revokes."""
+        data = self._call(
+            f"create group access token {name}",
+            lambda: self._gl.http_post(
+                f"/groups/{group_id}/access_tokens",
+                post_data={
+                    "name": name,
+                    "scopes": scopes,
+                    "access_level": access_level,
+                    "expires_at": expires_at,
+                },
+            ),
+            write=True,
+        )
+        data = _object(data)
+        return IssuedToken(AccessToken.from_api(data), str(data["token"]))
+
+    def rotate_own_group_token(self, group_id: int, expires_at: str) -> IssuedToken:
+        """``POST /groups/:id/access_tokens/self/rotate`` with the token in use: GitLab
+        revokes it at once. Not retried (the old value is dead whether or not the answer
+        arrives)."""
+        data = self._call(
+            "rotate the group access token in use",
+            lambda: self._gl.http_post(
+                f"/groups/{group_id}/access_tokens/self/rotate",
+                post_data={"expires_at": expires_at},
+            ),
+            write=True,
+        )
+        data = _object(data)
+        return IssuedToken(AccessToken.from_api(data), str(data["token"]))
+
+    def revoke_group_access_token(self, group_id: int, token_id: int) -> bool:
+        """``DELETE /groups/:id/access_tokens/:token_id``; False when GitLab has none."""
+        return self._delete(
+            f"revoke group access token #{token_id}", f"/groups/{group_id}/access_tokens/{token_id}"
         )
 
 

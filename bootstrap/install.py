@@ -481,6 +481,7 @@ def install(
             dry_run=dry_run,
             reporter=report,
             ops=(loop.project, loop.files) if loop else None,
+            environ=environ,
         )
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)

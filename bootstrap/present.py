@@ -8,6 +8,7 @@ from typing import Any
 from bootstrap import __version__
 from bootstrap.doctor import DoctorResult
 from bootstrap.install import InstallResult
+from bootstrap.looptoken import LoopTokenResult
 from bootstrap.ops import OpsResult
 from bootstrap.publish import PublishResult
 from bootstrap.rotate import RotateResult
@@ -68,6 +69,8 @@ def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
         if result.schedule.ops is not None:
             lines.append(_ops_line(result.schedule.ops, dry_run=result.dry_run))
         lines.append(_schedule_line(result.schedule, dry_run=result.dry_run))
+        if result.schedule.token is not None:
+            lines.append(_loop_token_line(result.schedule.token, dry_run=result.dry_run))
     lines.append("Kubernetes:")
     for change in result.changes:
         lines.append(f"  {_SIGN[change.action]} {change.ref:<48} {change.action}")
@@ -87,6 +90,8 @@ def done_text(result: InstallResult, *, args: str = "") -> str:
         if result.schedule.ops is not None:
             lines.append(_ops_line(result.schedule.ops, dry_run=False))
         lines.append(_schedule_line(result.schedule, dry_run=False))
+        if result.schedule.token is not None:
+            lines.append(_loop_token_line(result.schedule.token, dry_run=False))
     lines += ["", *next_steps(result, args=args)]
     return "\n".join(lines) + "\n"
 
@@ -172,11 +177,41 @@ def _schedule_line(result: ScheduleResult, *, dry_run: bool) -> str:
     return f"Schedule: {done} the rotation schedule in {result.project}"
 
 
+def _loop_token_line(result: LoopTokenResult, *, dry_run: bool) -> str:
+    """The loop's credential: which token, where it is stored; never its value."""
+    where = f"{result.variable} (masked, hidden, protected)"
+    token = f"group access token #{result.token_id}" if result.token_id else result.kind
+    expiry = f", expires {result.expires_at}" if result.expires_at else ""
+    if result.action == "unchanged":
+        return f"Loop token: {token}{expiry} in {where} is valid"
+    if result.action in ("unavailable", "skipped"):
+        return f"Loop token: not set ({result.warnings[0] if result.warnings else result.action})"
+    verb = {
+        "created": "create a group access token (Owner, api) and store it",
+        "replaced": "replace the dead loop token with a new group access token and store it",
+        "stored": f"store {result.kind}",
+    }[result.action]
+    if dry_run:
+        return f"Loop token: would {verb} as {where}"
+    return f"Loop token: {token}{expiry} stored as {where}"
+
+
 def rotate_text(result: RotateResult) -> str:
     """One line per runner on what rotate decided, with the old and new expiry."""
     text = _rotate_line(result, f"runner #{result.runner_id}")
     if result.ops is not None:
         text += _rotate_line(result.ops, f"ops runner #{result.ops.runner_id}")
+    renew = result.loop_token
+    if renew is not None:
+        if renew.action == "renewed":
+            text += (
+                f"loop token: renewed ({renew.reason}); expiry {renew.old_expires_at} -> "
+                f"{renew.new_expires_at}\n"
+            )
+        else:
+            text += f"loop token: {renew.action}: {renew.reason}.\n"
+    if result.dry_run:
+        text += "Dry run: nothing was changed.\n"
     return text
 
 
@@ -189,10 +224,7 @@ def _rotate_line(result: RotateResult, rid: str) -> str:
     line = f"{rid}: {what}{verb} the token {result.method} ({result.reason}); expiry {old}"
     if not result.dry_run:
         line += f" -> {result.new_expires_at or 'never'}"
-    lines = [line + ("." if result.dry_run else "")]
-    if result.dry_run:
-        lines.append("Dry run: nothing was changed.")
-    return "\n".join(lines) + "\n"
+    return line + ("." if result.dry_run else "") + "\n"
 
 
 def publish_text(result: PublishResult) -> str:
@@ -285,7 +317,7 @@ def uninstall_text(result: UninstallResult) -> str:
             "Nothing left to uninstall: no runner in GitLab and no object to delete in "
             f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
         )
-        loop = [m for m in (result.schedule, result.ops_runner) if m]
+        loop = [m for m in (result.schedule, result.ops_runner, result.loop_token) if m]
         return text + "".join(f"GitLab: {m}.\n" for m in loop)
     if result.cancelled:
         return "Cancelled: nothing was changed.\n"
@@ -309,6 +341,8 @@ def uninstall_text(result: UninstallResult) -> str:
         lines.append(f"GitLab: {result.schedule}")
     if result.ops_runner:
         lines.append(f"GitLab: {result.ops_runner}")
+    if result.loop_token:
+        lines.append(f"GitLab: {result.loop_token}")
     runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
     count = f"{runner_part}{len(result.deletions)} objects"
     if result.dry_run:

@@ -46,6 +46,7 @@ from bootstrap.errors import GitLabError, KubeError
 from bootstrap.gitlab import SCOPE_MANAGE, GitLab, NewToken, parse_time
 from bootstrap.kube import Kube
 from bootstrap.lock import locked, tell_waiting
+from bootstrap.looptoken import RenewResult, in_ops_job, renew_own_token
 from bootstrap.render import names as n
 from bootstrap.render.objects import config_checksum
 from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_problem, replace_token
@@ -84,10 +85,13 @@ class RotateResult:
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     #: The ops project's rotation runner, handled after this one (None: there is none).
     ops: RotateResult | None = None
+    #: The scheduled job's own token (None: not run as the ops project's job).
+    loop_token: RenewResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ops_runner": self.ops.as_dict() if self.ops else None,
+            "loop_token": self.loop_token.as_dict() if self.loop_token else None,
             "runner_id": self.runner_id,
             "decision": self.decision,
             "reason": self.reason,
@@ -209,7 +213,6 @@ def rotate(
         GitLabError: the runner is gone, the token is refused, or a reset failed.
         WaitTimeout: the rollout or the runner did not come back in time.
     """
-    del environ  # rotate reads no local credential files
     report = reporter or QuietReporter()
     deadline = time.monotonic() + timeout
     ctx = connect(
@@ -236,6 +239,18 @@ def rotate(
     fresh = kube.get("Secret", n.CONFIG_SECRET, ns) if result.decision != "skip" else secret
     if read_stored(fresh, OPS_ENTRY).runner_id is not None:
         result.ops = _rotate_entry(run, OPS_ENTRY, fresh)
+    if in_ops_job(settings, environ or {}) and ctx.token_info is not None:
+        # Last: GitLab revokes the job's token at its renewal.
+        result.loop_token = renew_own_token(
+            settings,
+            ctx.gitlab,
+            ctx.group_id,
+            ctx.token_info.expires_at,
+            within=within if not force else None,
+            now=run.moment,
+            dry_run=dry_run,
+            reporter=report,
+        )
     result.requests = requests_made(ctx)
     return result
 

@@ -10,23 +10,24 @@ its owner's account is gone (a schedule without an owner creates no pipeline). T
 CI/CD variables ``BOOTSTRAP_TEMPLATES_PROJECT`` and ``BOOTSTRAP_TEMPLATES_VERSION`` tell that
 pipeline where the cache-gc component lives.
 
-The GitLab token the job uses is the ops project's masked, protected CI/CD variable
-``GITLAB_TOKEN``; this module only checks that it is there and says how to set it.
+The GitLab token the job uses is the ops project's masked, hidden, protected CI/CD variable
+``GITLAB_TOKEN``, a group access token :mod:`bootstrap.looptoken` creates and stores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap.config import Settings
 from bootstrap.errors import GitLabError
 from bootstrap.gitlab import GitLab, Project, Schedule
+from bootstrap.looptoken import LoopTokenResult, ensure_loop_token
 from bootstrap.ops import OpsResult, ensure_ops_project, ops_project
 from bootstrap.render import names as n
 from bootstrap.report import QuietReporter, Reporter
 
-TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
 #: Schedule variables that earlier versions set; they would override the committed file.
 STALE_VARIABLES = (
     "BOOTSTRAP_TASK",
@@ -47,6 +48,8 @@ class ScheduleResult:
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     ops: OpsResult | None = None
+    #: The loop's own GitLab token (the ops project's GITLAB_TOKEN).
+    token: LoopTokenResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class ScheduleResult:
             "changes": self.changes,
             "warnings": self.warnings,
             "ops": self.ops.as_dict() if self.ops else None,
+            "token": self.token.as_dict() if self.token else None,
         }
 
 
@@ -75,12 +79,14 @@ def ensure_schedule(
     dry_run: bool = False,
     reporter: Reporter | None = None,
     ops: tuple[Project | None, OpsResult] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ScheduleResult:
     """Create the ops project and the rotation schedule, or update them in place; never a
     second schedule.
 
     Args:
         ops: the ops project and its files when the caller ensured them already.
+        environ: where ``[rotation] token_env`` is read.
     """
     report = reporter or QuietReporter()
     path = ops_project(settings)
@@ -95,7 +101,11 @@ def ensure_schedule(
         "active": True,
     }
     if project is None:  # a dry run that would create the project
-        return ScheduleResult(path, "created", changes=sorted(wanted), ops=files)
+        result = ScheduleResult(path, "created", changes=sorted(wanted), ops=files)
+        result.token = ensure_loop_token(
+            settings, gitlab, group_id, None, environ=environ or {}, dry_run=True
+        )
+        return result
     mine = sorted(
         (s for s in gitlab.schedules(project.id) if s.description == wanted["description"]),
         key=lambda s: (any(k in STALE_VARIABLES for k in s.variables), s.id),
@@ -115,6 +125,16 @@ def ensure_schedule(
         result = _update(settings, gitlab, project.id, existing, wanted, dry_run, report)
         result.ops = files
     _check_project(settings, gitlab, project.id, result, dry_run=dry_run, reporter=report)
+    result.token = ensure_loop_token(
+        settings,
+        gitlab,
+        group_id,
+        project,
+        environ=environ or {},
+        dry_run=dry_run,
+        reporter=report,
+    )
+    result.warnings += result.token.warnings
     return result
 
 
@@ -197,29 +217,7 @@ def _check_project(
     dry_run: bool,
     reporter: Reporter,
 ) -> None:
-    """The token variable must exist; the templates variables point at the components."""
-    try:
-        token = gitlab.project_variable(project_id, TOKEN_VARIABLE)
-    except GitLabError as exc:
-        if exc.status != 403:
-            raise
-        result.warnings.append(
-            f"cannot read the CI/CD variables of {result.project} (needs the Maintainer "
-            f"role): check by hand that {TOKEN_VARIABLE} is set there, masked and protected"
-        )
-        for warning in result.warnings:
-            reporter.warn(warning)
-        return
-    if token is None:
-        result.warnings.append(
-            f"{result.project} has no CI/CD variable {TOKEN_VARIABLE}: the scheduled rotation "
-            "cannot run. Add it (masked, protected) with a token of a group Owner that has the "
-            "manage_runner and read_api scopes"
-        )
-    elif not (token.get("masked") and token.get("protected")):
-        result.warnings.append(
-            f"{result.project}'s CI/CD variable {TOKEN_VARIABLE} should be masked and protected"
-        )
+    """The templates variables point at the components."""
     templates = {
         "BOOTSTRAP_TEMPLATES_PROJECT": f"{settings.gitlab.group}/{settings.templates.project}",
         # The tag publish makes: a component reference names it exactly.

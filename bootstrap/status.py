@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from bootstrap.config import Settings
@@ -35,6 +35,8 @@ from bootstrap.gitlab import MAINTAINER, SCOPE_READ, GitLab, Runner, parse_time
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube, rollout_verdict
 from bootstrap.lock import Holder, read_holder
+from bootstrap.looptoken import loop_token_problem
+from bootstrap.ops import ops_project
 from bootstrap.plan import Change, decide
 from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_TOKEN
@@ -443,6 +445,39 @@ def _ops_problems(
             )
         ]
     expiring.append(_warn_expiring(ctx, runner, token, now, label="ops runner"))
+    return _loop_token_problems(ctx, now, expiring)
+
+
+def _loop_token_problems(ctx: Context, now: datetime, expiring: list[str]) -> list[Problem]:
+    """The scheduled job's own token: missing or dead locks the loop out; expiring soon
+    warns (the job renews it within rotation.rotate_before)."""
+    project = ctx.gitlab.project(ops_project(ctx.settings))
+    if project is None:
+        return []
+    project_id = project.id
+    repair = "run `bootstrap install`: it creates a new group access token and stores it"
+    try:
+        problem, expires_at = loop_token_problem(
+            ctx.settings, ctx.gitlab, ctx.group_id, project_id, now.date()
+        )
+    except GitLabError as exc:
+        if exc.status not in (401, 403):
+            raise
+        ctx.warn(f"cannot check the rotation job's token (it needs a group Owner): {exc}")
+        return []
+    if problem is not None:
+        return [Problem("gitlab", problem, repair)]
+    if expires_at is None:
+        return []
+    left = date.fromisoformat(expires_at) - now.date()
+    if left > parse_duration(ctx.settings.rotation.rotate_before):
+        return []
+    ctx.warn(
+        f"the rotation job's group access token expires on {expires_at} (in {left.days}d), "
+        f"within rotation.rotate_before ({ctx.settings.rotation.rotate_before}): the scheduled "
+        "job renews it; if it does not, run `bootstrap install`"
+    )
+    expiring.append(f"the rotation job's group access token expires on {expires_at}")
     return []
 
 

@@ -44,6 +44,7 @@ from bootstrap.deadline import whole_run
 from bootstrap.errors import InvalidInput, KubeError, WaitTimeout
 from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
 from bootstrap.kube import KINDS, Kube
+from bootstrap.looptoken import remove_loop_token
 from bootstrap.render import names as n
 from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
@@ -125,6 +126,8 @@ class UninstallResult:
     schedule: str = ""
     #: The ops project's rotation runner: what happened to it ("" none).
     ops_runner: str = ""
+    #: The loop's group access token and its variable ("" none).
+    loop_token: str = ""
 
     @property
     def deletions(self) -> list[Deletion]:
@@ -153,6 +156,7 @@ class UninstallResult:
             "requests": self.requests,
             "schedule": self.schedule or None,
             "ops_runner": self.ops_runner or None,
+            "loop_token": self.loop_token or None,
         }
 
 
@@ -236,6 +240,9 @@ def uninstall(
         # An earlier run may have stopped before the schedule: finish that part.
         result.schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run) or ""
         result.ops_runner = remove_ops_runner(settings, ctx.gitlab, None, dry_run=dry_run) or ""
+        result.loop_token = (
+            remove_loop_token(settings, ctx.gitlab, ctx.group_id, dry_run=dry_run) or ""
+        )
         result.requests = requests_made(ctx)
         return result
     if confirm is not None and not dry_run and not confirm(result):
@@ -251,6 +258,11 @@ def uninstall(
     ops_id = read_stored(secret, OPS_ENTRY).runner_id
     result.ops_runner = (
         remove_ops_runner(settings, ctx.gitlab, ops_id, dry_run=dry_run, reporter=report) or ""
+    )
+    # Last: a rotation job still running needs its token until the pods are gone.
+    result.loop_token = (
+        remove_loop_token(settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report)
+        or ""
     )
     result.done = not dry_run
     result.requests = requests_made(ctx)

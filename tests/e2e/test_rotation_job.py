@@ -17,14 +17,18 @@ import re
 import subprocess
 import sys
 import tomllib
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from tests.conftest import CliResult
 from tests.e2e.conftest import Target
 from tests.fakes.fixtures import OWNER_API_TOKEN
+from tests.fakes.gitlab import PersonalAccessToken
+from tests.fakes.gitlab_projects import CiVariable
 
 OPS = "mygroup/gitlab-eci-bootstrap"
 JOB = "rotate-runner-token"
@@ -38,9 +42,19 @@ def _install(target: Target, expiry_days: float) -> dict[str, int]:
     target.gitlab.set_token_expiry(expiry_days * DAY)
     result = target.run("install")
     assert result.exit_code == 0, result.output
-    # The loop's credential (until install creates a group access token of its own).
-    target.gitlab.add_variable(OPS, "GITLAB_TOKEN", OWNER_API_TOKEN, masked=True, protected=True)
+    assert "GITLAB_TOKEN" not in result.output.replace("/GITLAB_TOKEN (masked", ""), result.output
     return {r.runner_type: r.id for r in target.gitlab.runners.values()}
+
+
+def _variable(target: Target, key: str) -> CiVariable:
+    [variable] = [v for v in target.gitlab.project(OPS).variables if v.key == key]
+    return variable
+
+
+def _loop_token(target: Target) -> PersonalAccessToken:
+    """The group access token the ops project's GITLAB_TOKEN holds."""
+    value = _variable(target, "GITLAB_TOKEN").value
+    return target.gitlab.tokens[value]
 
 
 def _kubeconfig(target: Target, path: Path, token: str) -> Path:
@@ -186,6 +200,62 @@ def test_the_scheduled_job_rotates_both_expiring_tokens_then_writes_nothing(
     assert target.gitlab_writes() == []
 
 
+def test_install_gives_the_loop_its_own_group_access_token(target: Target) -> None:
+    _install(target, expiry_days=3)
+    variable = _variable(target, "GITLAB_TOKEN")
+    assert (variable.masked, variable.hidden, variable.protected) == (True, True, True)
+    token = _loop_token(target)
+    assert token.active
+    assert token.scopes == ["api"]
+    assert token.expires_at == date.today() + timedelta(days=90)
+    assert target.gitlab.users[token.user_id].bot
+    assert target.gitlab.access_tokens.tokens[token.id].access_level == 50  # Owner
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_ID").value == str(token.id)
+    assert "Loop token: group access token" in target.outputs[-1]
+    assert token.token not in target.outputs[-1]
+
+    target.gitlab.clear_log()
+    again = target.run("install")
+    assert again.exit_code == 0, again.output
+    assert "is valid" in again.output
+    assert target.gitlab_writes() == []
+
+
+def test_the_job_renews_its_expiring_group_access_token_and_stores_it(
+    target: Target, tmp_path: Path
+) -> None:
+    _install(target, expiry_days=30)  # the runner tokens are not due
+    old = _loop_token(target)
+    old.expires_at = date.today() + timedelta(days=3)  # within rotate_before (7d)
+    job = Job(target, tmp_path)
+
+    result = job.run()
+
+    assert result.exit_code == 0, result.output
+    print(result.output)
+    assert "loop token: renewed" in result.output
+    new = _loop_token(target)
+    assert new.id != old.id
+    assert new.active
+    assert not target.gitlab.tokens[old.token].active  # revoked at the rotation
+    assert new.expires_at == date.today() + timedelta(days=90)
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_ID").value == str(new.id)
+    assert old.token not in result.output
+    assert new.token not in result.output
+
+    target.gitlab.clear_log()
+    target.kube.clear_log()
+    again = job.run()  # the next day's job, with the stored value: nothing is due
+    assert again.exit_code == 0, again.output
+    print(again.output)
+    assert "loop token: skip" in again.output
+    assert target.gitlab_writes() == []
+    assert target.kube_writes() == []
+    converge = target.run("install")
+    assert converge.exit_code == 0, converge.output
+    assert target.gitlab_writes() == []
+
+
 def test_a_job_pod_of_the_group_runner_cannot_read_or_change_the_runner(
     target: Target, tmp_path: Path
 ) -> None:
@@ -200,3 +270,54 @@ def test_a_job_pod_of_the_group_runner_cannot_read_or_change_the_runner(
     assert result.exit_code == 4, result.output
     assert "forbidden" in result.output.lower()
     assert _tokens(target) == before
+
+
+def test_a_lost_renewal_answer_is_reported_and_repaired_by_install(
+    target: Target, tmp_path: Path
+) -> None:
+    _install(target, expiry_days=30)
+    old = _loop_token(target)
+    group = target.gitlab.find_group("mygroup")
+    assert group is not None
+    # The job renewed its token, but the answer (the only copy of the new value) was lost
+    # before it was stored: GitLab revoked the stored value at the rotation.
+    lost = requests.post(
+        f"{target.gitlab_url}/api/v4/groups/{group.id}/access_tokens/self/rotate",
+        headers={"PRIVATE-TOKEN": old.token},
+        timeout=10,
+    )
+    assert lost.status_code == 200
+    orphan = target.gitlab.tokens[lost.json()["token"]]
+    job = Job(target, tmp_path)
+
+    locked_out = job.run()
+    assert locked_out.exit_code == 3, locked_out.output
+    status = target.run("status")
+    assert status.exit_code == 3, status.output
+    assert "the scheduled rotation is locked out" in status.output
+    assert "run `bootstrap install`" in status.output
+
+    repaired = target.run("install")
+
+    assert repaired.exit_code == 0, repaired.output
+    new = _loop_token(target)
+    assert new.active
+    assert new.id not in (old.id, orphan.id)
+    assert not orphan.active  # the unknown successor is revoked, not left behind
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_ID").value == str(new.id)
+    assert job.run().exit_code == 0
+    assert target.run("status").exit_code == 0
+
+
+def test_uninstall_revokes_the_loop_token_and_deletes_its_variables(target: Target) -> None:
+    _install(target, expiry_days=30)
+    token = _loop_token(target)
+
+    result = target.run("uninstall", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert f"revoked the loop's group access token (#{token.id})" in result.output
+    assert not token.active
+    assert target.gitlab.access_tokens.active("mygroup") == []
+    keys = {v.key for v in target.gitlab.project(OPS).variables}
+    assert not keys & {"GITLAB_TOKEN", "BOOTSTRAP_LOOP_TOKEN_ID"}

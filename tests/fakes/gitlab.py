@@ -148,6 +148,22 @@ class PersonalAccessToken:
         return not self.revoked and not self.expired
 
 
+def token_json(pat: PersonalAccessToken) -> dict[str, Any]:
+    """``Entities::PersonalAccessToken`` (never the value)."""
+    return {
+        "id": pat.id,
+        "name": pat.name,
+        "revoked": pat.revoked,
+        "created_at": iso(pat.created_at),
+        "description": None,
+        "scopes": list(pat.scopes),
+        "user_id": pat.user_id,
+        "last_used_at": iso(pat.last_used_at),
+        "active": pat.active,
+        "expires_at": pat.expires_at.isoformat() if pat.expires_at else None,
+    }
+
+
 @dataclass
 class Group:
     id: int
@@ -343,9 +359,15 @@ class FakeGitLab(FakeServer):
 
         #: Projects, repositories, schedules, variables and GraphQL (gitlab_projects.py).
         self.projects_api = ProjectsApi(self)
+        from tests.fakes.gitlab_access_tokens import AccessTokensApi
+
+        #: Group access tokens (gitlab_access_tokens.py).
+        self.access_tokens = AccessTokensApi(self)
         self._route_table: list[Route] = [
             Route.make(method, API_PREFIX + pattern, handler, scopes)
-            for method, pattern, handler, scopes in self._routes() + self.projects_api.routes()
+            for method, pattern, handler, scopes in self.access_tokens.routes()
+            + self._routes()
+            + self.projects_api.routes()
         ]
         self._route_table += [Route.make(*r) for r in self.projects_api.root_routes()]
 
@@ -1015,20 +1037,7 @@ class FakeGitLab(FakeServer):
     def _get_token_self(self, call: Call) -> Response:
         pat = call.token
         assert pat is not None
-        return self.json(
-            {
-                "id": pat.id,
-                "name": pat.name,
-                "revoked": pat.revoked,
-                "created_at": iso(pat.created_at),
-                "description": None,
-                "scopes": list(pat.scopes),
-                "user_id": pat.user_id,
-                "last_used_at": iso(pat.last_used_at),
-                "active": pat.active,
-                "expires_at": pat.expires_at.isoformat() if pat.expires_at else None,
-            }
-        )
+        return self.json(token_json(pat))
 
     # -- handlers: groups ----------------------------------------------------------
 

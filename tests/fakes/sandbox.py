@@ -197,6 +197,8 @@ _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d| UTC)?",
             "2026-12-02T08:00:00Z",
         ),
+        # Access token expiry dates (days from today).
+        (r"(expires )\d{4}-\d\d-\d\d\b", r"\g<1>2027-03-02"),
         (r"sha256:[0-9a-f]{64}", "sha256:…"),
         (r"gitlab-runner-[a-z0-9]{10}-[a-z0-9]{5}\b", "gitlab-runner-7d9f8c6b5b-x2k9q"),
         (r"\((?:\d+)s\)", "(Ns)"),

@@ -1,0 +1,372 @@
+"""The rotation loop's own GitLab credential: a group access token in the ops project.
+
+``install`` creates a group access token (Owner role, scope ``api``: the job reads the
+runners, resets their tokens — the runner routes take ``api`` as well as
+``manage_runner`` — and writes this variable back), expiring after ``[rotation]
+token_lifetime_days`` (GitLab's maximum is 365 by default), and stores it as the ops
+project's masked, hidden, protected CI/CD variable ``GITLAB_TOKEN``, with its id in the
+plain variable ``BOOTSTRAP_LOOP_TOKEN_ID``. A re-run whose stored token is still active
+writes nothing; a dead one (revoked, expired, rotated without the new value stored) is
+replaced by a fresh token, and leftovers of the same name are revoked.
+
+The scheduled job renews the token itself (``POST /groups/:id/access_tokens/self/rotate``)
+when it expires within ``[rotation] rotate_before``, and writes the new value back: first
+``GITLAB_TOKEN``, then the id, so a crash in between leaves a usable token. GitLab revokes
+the old value at the rotation: a lost answer or a crash before the write locks the loop
+out until ``install`` runs (``status`` says so).
+
+Where group access tokens are unavailable (GitLab.com Free, or disabled on the instance),
+``[rotation] token_env`` names an environment variable holding a token, which install
+stores the same way (its fingerprint, not the value, goes into the id variable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bootstrap.config import Settings
+from bootstrap.errors import GitLabError, InvalidInput
+from bootstrap.gitlab import OWNER, AccessToken, GitLab, Project
+from bootstrap.ops import ops_project
+from bootstrap.report import QuietReporter, Reporter
+
+TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
+TOKEN_ID_VARIABLE = "BOOTSTRAP_LOOP_TOKEN_ID"  # noqa: S105 - a variable name
+SCOPES = ["api"]
+UNAVAILABLE = "does not have permission to create group access token"
+REPAIR = "bootstrap install"
+
+
+def token_name(settings: Settings) -> str:
+    """The group access token's name; it also finds leftovers of earlier runs."""
+    return f"gitlab-eci-bootstrap rotation ({settings.cluster_id}/{settings.kubernetes.namespace})"
+
+
+def fingerprint(token: str) -> str:
+    """A user-given token's stand-in in the id variable: enough to tell it changed."""
+    return "user:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass
+class LoopTokenResult:
+    """What happened to the loop's credential."""
+
+    variable: str  # <ops project>/GITLAB_TOKEN
+    action: str  # created | replaced | stored | renewed | unchanged | unavailable | skipped
+    kind: str = "group access token"
+    token_id: int | None = None
+    expires_at: str | None = None
+    revoked: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.action in ("created", "replaced", "stored", "renewed")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "variable": self.variable,
+            "action": self.action,
+            "kind": self.kind,
+            "token_id": self.token_id,
+            "expires_at": self.expires_at,
+            "revoked": self.revoked,
+            "warnings": self.warnings,
+        }
+
+
+def user_token(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The token ``[rotation] token_env`` names (None when unset); exit 2 when it is empty."""
+    name = settings.rotation.token_env
+    if not name:
+        return None
+    value = environ.get(name, "").strip()
+    if not value:
+        raise InvalidInput(
+            f"[rotation] token_env names {name}, which is not set",
+            hint=f"export {name}=<a token of a group Owner with the api scope>",
+        )
+    return value
+
+
+def _expired(expires_at: str | None, today: date) -> bool:
+    return expires_at is not None and date.fromisoformat(expires_at) <= today
+
+
+def ensure_loop_token(
+    settings: Settings,
+    gitlab: GitLab,
+    group_id: int,
+    project: Project | None,
+    *,
+    environ: Mapping[str, str],
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    today: date | None = None,
+) -> LoopTokenResult:
+    """Create (or keep) the loop's token and store it in the ops project (install)."""
+    report = reporter or QuietReporter()
+    today = today or date.today()
+    path = ops_project(settings)
+    result = LoopTokenResult(f"{path}/{TOKEN_VARIABLE}", "unchanged")
+    given = user_token(settings, environ)
+    if given is not None:
+        result.kind = f"the token in {settings.rotation.token_env}"
+    if project is None:  # a dry run that creates the ops project
+        result.action = "created" if given is None else "stored"
+        return result
+    try:
+        stored = gitlab.project_variable(project.id, TOKEN_VARIABLE)
+        id_var = gitlab.project_variable(project.id, TOKEN_ID_VARIABLE)
+    except GitLabError as exc:
+        if exc.status != 403:
+            raise
+        result.action = "skipped"
+        result.warnings.append(
+            f"cannot read the CI/CD variables of {path} (needs the Maintainer role): the "
+            f"loop's token {TOKEN_VARIABLE} was not checked"
+        )
+        _warn(result, report)
+        return result
+    stored_id = str(id_var.get("value") or "") if id_var else ""
+    if given is not None:
+        return _store_given(gitlab, project, given, stored, stored_id, result, dry_run, report)
+    tokens = gitlab.group_access_tokens(group_id)
+    name = token_name(settings)
+    current = next((t for t in tokens if str(t.id) == stored_id), None)
+    alive = current is not None and current.active and not _expired(current.expires_at, today)
+    if stored is not None and current is not None and alive:
+        result.token_id, result.expires_at = current.id, current.expires_at
+        return result
+    result.action = "created" if stored is None and current is None else "replaced"
+    if dry_run:
+        return result
+    expires = (today + timedelta(days=settings.rotation.token_lifetime_days)).isoformat()
+    try:
+        issued = gitlab.create_group_access_token(group_id, name, SCOPES, OWNER, expires)
+    except GitLabError as exc:
+        if exc.status != 400 or UNAVAILABLE not in str(exc):
+            raise
+        result.action = "unavailable"
+        result.warnings.append(
+            f"GitLab refused to create a group access token in {settings.gitlab.group} "
+            "(GitLab.com Free, or disabled on this instance): the scheduled rotation has no "
+            "token. Set [rotation] token_env (or --schedule-token-env VAR) to a variable holding "
+            "a token of a group Owner with the api scope, and rerun install"
+        )
+        _warn(result, report)
+        return result
+    _write(gitlab, project.id, issued.token, str(issued.info.id), stored, id_var)
+    result.token_id, result.expires_at = issued.info.id, issued.info.expires_at
+    report.info(
+        f"Stored a new group access token #{issued.info.id} (Owner, api, expires "
+        f"{issued.info.expires_at}) as {result.variable} (masked, hidden, protected)"
+    )
+    for leftover in tokens:
+        if leftover.name == name and leftover.active and leftover.id != issued.info.id:
+            gitlab.revoke_group_access_token(group_id, leftover.id)
+            result.revoked.append(leftover.id)
+            report.info(f"Revoked the unused group access token #{leftover.id} ({name})")
+    return result
+
+
+def _store_given(
+    gitlab: GitLab,
+    project: Project,
+    given: str,
+    stored: dict[str, Any] | None,
+    stored_id: str,
+    result: LoopTokenResult,
+    dry_run: bool,
+    report: Reporter,
+) -> LoopTokenResult:
+    mark = fingerprint(given)
+    if stored is not None and stored_id == mark:
+        return result
+    result.action = "stored"
+    if not dry_run:
+        id_var = {"value": stored_id} if stored_id else None
+        _write(gitlab, project.id, given, mark, stored, id_var)
+        report.info(f"Stored {result.kind} as {result.variable} (masked, hidden, protected)")
+    return result
+
+
+def _write(
+    gitlab: GitLab,
+    project_id: int,
+    token: str,
+    token_id: str,
+    stored: dict[str, Any] | None,
+    id_var: dict[str, Any] | None,
+) -> None:
+    """The value first, then its id: a crash in between leaves a usable token stored."""
+    gitlab.set_secret_variable(project_id, TOKEN_VARIABLE, token, exists=stored is not None)
+    gitlab.set_project_variable(project_id, TOKEN_ID_VARIABLE, token_id, exists=id_var is not None)
+
+
+def _warn(result: LoopTokenResult, report: Reporter) -> None:
+    for warning in result.warnings:
+        report.warn(warning)
+
+
+@dataclass
+class RenewResult:
+    """What the scheduled job did with its own token."""
+
+    action: str  # renewed | skip | would renew | not a group access token
+    reason: str
+    old_expires_at: str | None = None
+    new_expires_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "old_expires_at": self.old_expires_at,
+            "new_expires_at": self.new_expires_at,
+        }
+
+
+def in_ops_job(settings: Settings, environ: Mapping[str, str]) -> bool:
+    """True inside a job of the ops project: the token in use is the loop's."""
+    return environ.get("CI_PROJECT_PATH") == ops_project(settings)
+
+
+def renew_own_token(
+    settings: Settings,
+    gitlab: GitLab,
+    group_id: int,
+    expires_at: str | None,
+    *,
+    within: timedelta | None,
+    now: datetime,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+) -> RenewResult:
+    """Self-rotate the job's group access token when it expires within ``within``, and
+    store the new value in the ops project (the scheduled job, after the runners)."""
+    report = reporter or QuietReporter()
+    if expires_at is None:
+        return RenewResult("skip", "the loop's token never expires")
+    left = date.fromisoformat(expires_at) - now.date()
+    window = within if within is not None else timedelta(0)
+    if left > window:
+        return RenewResult(
+            "skip",
+            f"the loop's token expires in {left.days}d, not within {window.days}d",
+            expires_at,
+        )
+    reason = f"the loop's token expires in {left.days}d"
+    if dry_run:
+        return RenewResult("would renew", reason, expires_at)
+    project = gitlab.project(ops_project(settings))
+    if project is None:
+        raise GitLabError(
+            f"the ops project {ops_project(settings)} is gone", hint=f"run `{REPAIR}`"
+        )
+    new_expiry = (now.date() + timedelta(days=settings.rotation.token_lifetime_days)).isoformat()
+    try:
+        issued = gitlab.rotate_own_group_token(group_id, new_expiry)
+    except GitLabError as exc:
+        if exc.status != 405:
+            raise
+        # A person's token: it cannot rotate itself here; say so before it expires.
+        message = (
+            f"{TOKEN_VARIABLE} of {ops_project(settings)} is not a group access token and "
+            f"expires on {expires_at}: replace it (rerun `{REPAIR}`)"
+        )
+        report.warn(message)
+        return RenewResult("not a group access token", message, expires_at)
+    # The old value is dead from here on: the writes go with the new one.
+    gitlab.switch_token(issued.token)
+    gitlab.set_secret_variable(project.id, TOKEN_VARIABLE, issued.token, exists=True)
+    gitlab.set_project_variable(project.id, TOKEN_ID_VARIABLE, str(issued.info.id), exists=True)
+    report.info(
+        f"Renewed the loop's group access token (#{issued.info.id}, expires "
+        f"{issued.info.expires_at}) and stored it in {ops_project(settings)}/{TOKEN_VARIABLE}"
+    )
+    return RenewResult("renewed", reason, expires_at, issued.info.expires_at)
+
+
+def loop_token_problem(
+    settings: Settings, gitlab: GitLab, group_id: int, project_id: int, today: date
+) -> tuple[str | None, str | None]:
+    """``(what locks the loop out or None, the loop token's expiry)`` (``status``)."""
+    stored = gitlab.project_variable(project_id, TOKEN_VARIABLE)
+    path = ops_project(settings)
+    if stored is None:
+        return (
+            f"{path} has no CI/CD variable {TOKEN_VARIABLE}: the scheduled rotation is locked out",
+            None,
+        )
+    id_var = gitlab.project_variable(project_id, TOKEN_ID_VARIABLE)
+    stored_id = str(id_var.get("value") or "") if id_var else ""
+    if not stored_id.isdigit():
+        return None, None  # a user-given token: GitLab does not list it here
+    tokens: list[AccessToken] = gitlab.group_access_tokens(group_id)
+    current = next((t for t in tokens if t.id == int(stored_id)), None)
+    if current is None or not current.active or _expired(current.expires_at, today):
+        return (
+            f"the loop's group access token #{stored_id} in {path}/{TOKEN_VARIABLE} is "
+            "revoked, expired or gone: the scheduled rotation is locked out",
+            None,
+        )
+    return None, current.expires_at
+
+
+def remove_loop_token(
+    settings: Settings,
+    gitlab: GitLab,
+    group_id: int,
+    *,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+) -> str | None:
+    """Revoke the loop's group access token and delete its variables (uninstall).
+
+    Revokes the token the id variable names and every active one of the loop's name (a
+    leftover of a lost answer). Returns what happened, None when there was nothing.
+    A token that may not do it only earns a warning naming what is left.
+    """
+    report = reporter or QuietReporter()
+    path = ops_project(settings)
+    project = gitlab.project(path)
+    if project is None:
+        return None
+    try:
+        stored = gitlab.project_variable(project.id, TOKEN_VARIABLE)
+        id_var = gitlab.project_variable(project.id, TOKEN_ID_VARIABLE)
+        stored_id = str(id_var.get("value") or "") if id_var else ""
+        name = token_name(settings)
+        mine = [
+            t
+            for t in gitlab.group_access_tokens(group_id)
+            if t.active and (str(t.id) == stored_id or t.name == name)
+        ]
+        if stored is None and id_var is None and not mine:
+            return None
+        ids = ", ".join(f"#{t.id}" for t in mine) or "none active"
+        if dry_run:
+            return (
+                f"would revoke the loop's group access token ({ids}) and delete "
+                f"{path}/{TOKEN_VARIABLE}"
+            )
+        for token in mine:
+            gitlab.revoke_group_access_token(group_id, token.id)
+        for key in (TOKEN_VARIABLE, TOKEN_ID_VARIABLE):
+            gitlab.delete_project_variable(project.id, key)
+    except GitLabError as exc:
+        if exc.status not in (401, 403):
+            raise
+        message = (
+            f"could not revoke the loop's group access token or delete {path}/{TOKEN_VARIABLE}: "
+            f"{exc}"
+        )
+        report.warn(message)
+        return message
+    report.info(f"Revoked the loop's group access token ({ids}); deleted {path}/{TOKEN_VARIABLE}")
+    return f"revoked the loop's group access token ({ids}) and deleted {path}/{TOKEN_VARIABLE}"
