@@ -330,6 +330,13 @@ def check_permissions(ctx: Context, changes: list[Change]) -> None:
         )
 
 
+NO_IN_CLUSTER_SCHEDULE = (
+    "rotation.in_cluster = false: no rotation schedule, ops project or loop token is created "
+    "(the scheduled job runs only on the in-cluster ops runner); renew the runner token with "
+    "`bootstrap rotate --if-expiring-within 7d` from a machine with a kubeconfig, e.g. by cron"
+)
+
+
 @whole_run
 def install(
     settings: Settings,
@@ -473,7 +480,12 @@ def install(
             for_install=True,
         )
         result.warnings += [w for w in result.templates.warnings if w not in result.warnings]
-    if schedule:
+    if schedule and not settings.rotation.in_cluster:
+        # The committed job asks for the ops runner's tag, which only the in-cluster entry
+        # has: a schedule would start pipelines that wait for a runner forever.
+        result.warnings.append(NO_IN_CLUSTER_SCHEDULE)
+        report.warn(NO_IN_CLUSTER_SCHEDULE)
+    elif schedule:
         result.schedule = ensure_schedule(
             settings,
             ctx.gitlab,

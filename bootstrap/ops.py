@@ -118,8 +118,9 @@ def pipeline_file(settings: Settings) -> str:
     return (
         f"# Managed by gitlab-eci-bootstrap {__version__}: `bootstrap install` rewrites this\n"
         "# file and tool/. The schedule that install creates runs the job below; it renews\n"
-        "# the runner token when it expires within BOOTSTRAP_ROTATE_BEFORE. GITLAB_TOKEN is a\n"
-        "# masked, protected CI/CD variable of this project (see docs/rotation.md).\n"
+        "# the runner tokens when they expire within BOOTSTRAP_ROTATE_BEFORE. GITLAB_TOKEN is a\n"
+        "# group access token install stores as a masked, hidden, protected CI/CD variable of\n"
+        "# this project; the job renews it itself (see docs/rotation.md).\n"
         "stages: [rotate, maintain]\n"
         "\n"
         "include:\n"

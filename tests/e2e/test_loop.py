@@ -138,3 +138,31 @@ def test_status_fails_when_a_token_expires_soon_and_the_last_rotation_failed(
     assert pipeline["web_url"] in result.output
     target.gitlab.schedule_ran(OPS, schedule.id, "success")
     assert target.run("status").exit_code == 0
+
+
+def test_without_in_cluster_rotation_install_schedules_nothing_and_says_why(
+    target: Target,
+) -> None:
+    _loop(target)
+    target.extra_env["BOOTSTRAP_ROTATION__IN_CLUSTER"] = "false"
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    # No schedule whose job would wait forever for the ops runner's tag.
+    assert "rotation.in_cluster = false: no rotation schedule" in result.stderr
+    assert "bootstrap rotate --if-expiring-within" in result.stderr
+    assert [r.runner_type for r in target.gitlab.runners.values()] == ["group_type"]
+    assert target.gitlab.projects_api.find(OPS) is None
+
+
+def test_rotate_dry_run_says_nothing_was_changed_once_for_both_runners(target: Target) -> None:
+    _loop(target)
+    assert target.run("install").exit_code == 0
+
+    result = target.run("rotate", "--force", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("would reset the token") == 2  # the group and the ops runner
+    assert result.stdout.count("Dry run: nothing was changed.") == 1
+    assert result.stdout.rstrip().endswith("Dry run: nothing was changed.")
