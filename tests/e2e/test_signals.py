@@ -19,6 +19,10 @@ from tests.fakes.server import Fault
 LEASE = ("coordination.k8s.io/v1", "Lease", "gitlab-eci-bootstrap", "gitlab-runner")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(target: Target, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "bootstrap", *target.args("install", *extra)],
@@ -27,6 +31,9 @@ def _spawn(target: Target, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and
+        # Python then installs no KeyboardInterrupt handler: give the child the default.
+        preexec_fn=_default_sigint,
     )
 
 
