@@ -99,6 +99,7 @@ def _load(params: dict[str, Any]) -> Any:
         "kubernetes.namespace": params.get("namespace"),
         "kubernetes.context": params.get("context"),
         "kubernetes.kubeconfig": params.get("kubeconfig"),
+        "rotation.token_env": params.get("schedule_token_env"),
     }
     loaded = load_settings(params.get("config_file"), flags=flags)
     if _verbose():
@@ -377,6 +378,12 @@ timeout_option = click.option(
     "--skip-schedule", is_flag=True, help="Do not create or update the rotation schedule."
 )
 @click.option(
+    "--schedule-token-env",
+    metavar="VAR",
+    help="Where group access tokens are unavailable (GitLab.com Free): store the token in "
+    "environment variable VAR as the rotation job's GITLAB_TOKEN ([rotation] token_env).",
+)
+@click.option(
     "--diff",
     "show_content",
     is_flag=True,
@@ -587,6 +594,12 @@ def _stdin_is_terminal() -> bool:
     is_flag=True,
     help="Also delete the namespace, when install created it (never one made by others).",
 )
+@click.option(
+    "--delete-ops-project",
+    is_flag=True,
+    help="Also delete the ops project <group>/gitlab-eci-bootstrap (kept by default: its "
+    "history is the rotation's record).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Read only: print what would be deleted.")
 @click.option(
@@ -641,6 +654,7 @@ def uninstall(**params: Any) -> None:
             token=token,
             purge_cache=params["purge_cache"],
             delete_namespace=params["delete_namespace"],
+            delete_ops_project=params["delete_ops_project"],
             dry_run=params["dry_run"],
             wait=not params["no_wait"],
             timeout=params["timeout"],

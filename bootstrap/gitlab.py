@@ -937,6 +937,11 @@ class GitLab:
             write=True,
         )
 
+    def delete_project(self, project_id: int) -> bool:
+        """``DELETE /projects/:id`` (the Owner; GitLab may keep it for a delayed deletion);
+        False when it is gone already."""
+        return self._delete(f"delete project #{project_id}", f"/projects/{project_id}")
+
     def delete_project_variable(self, project_id: int, key: str) -> bool:
         """``DELETE`` a project CI/CD variable; False when there was none."""
         return self._delete(

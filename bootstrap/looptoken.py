@@ -370,3 +370,22 @@ def remove_loop_token(
         return message
     report.info(f"Revoked the loop's group access token ({ids}); deleted {path}/{TOKEN_VARIABLE}")
     return f"revoked the loop's group access token ({ids}) and deleted {path}/{TOKEN_VARIABLE}"
+
+
+def remove_ops_project(
+    settings: Settings, gitlab: GitLab, *, dry_run: bool = False, reporter: Reporter | None = None
+) -> str | None:
+    """Delete the ops project (``uninstall --delete-ops-project``), after everything in it.
+
+    Returns what happened, None when there is none.
+    """
+    report = reporter or QuietReporter()
+    path = ops_project(settings)
+    project = gitlab.project(path)
+    if project is None:
+        return None
+    if dry_run:
+        return f"would delete the ops project {path}"
+    gitlab.delete_project(project.id)
+    report.info(f"Deleted the ops project {path}")
+    return f"deleted the ops project {path}"

@@ -317,7 +317,11 @@ def uninstall_text(result: UninstallResult) -> str:
             "Nothing left to uninstall: no runner in GitLab and no object to delete in "
             f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
         )
-        loop = [m for m in (result.schedule, result.ops_runner, result.loop_token) if m]
+        loop = [
+            m
+            for m in (result.schedule, result.ops_runner, result.loop_token, result.ops_project)
+            if m
+        ]
         return text + "".join(f"GitLab: {m}.\n" for m in loop)
     if result.cancelled:
         return "Cancelled: nothing was changed.\n"
@@ -343,6 +347,8 @@ def uninstall_text(result: UninstallResult) -> str:
         lines.append(f"GitLab: {result.ops_runner}")
     if result.loop_token:
         lines.append(f"GitLab: {result.loop_token}")
+    if result.ops_project:
+        lines.append(f"GitLab: {result.ops_project}")
     runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
     count = f"{runner_part}{len(result.deletions)} objects"
     if result.dry_run:

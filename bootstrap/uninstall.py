@@ -44,7 +44,7 @@ from bootstrap.deadline import whole_run
 from bootstrap.errors import InvalidInput, KubeError, WaitTimeout
 from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
 from bootstrap.kube import KINDS, Kube
-from bootstrap.looptoken import remove_loop_token
+from bootstrap.looptoken import remove_loop_token, remove_ops_project
 from bootstrap.render import names as n
 from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
@@ -128,6 +128,8 @@ class UninstallResult:
     ops_runner: str = ""
     #: The loop's group access token and its variable ("" none).
     loop_token: str = ""
+    #: The ops project, with --delete-ops-project ("" kept or none).
+    ops_project: str = ""
 
     @property
     def deletions(self) -> list[Deletion]:
@@ -157,6 +159,7 @@ class UninstallResult:
             "schedule": self.schedule or None,
             "ops_runner": self.ops_runner or None,
             "loop_token": self.loop_token or None,
+            "ops_project": self.ops_project or None,
         }
 
 
@@ -167,6 +170,7 @@ def uninstall(
     token: str,
     purge_cache: bool = False,
     delete_namespace: bool = False,
+    delete_ops_project: bool = False,
     dry_run: bool = False,
     wait: bool = True,
     timeout: float = 600.0,
@@ -182,6 +186,7 @@ def uninstall(
         token: the GitLab token (``GITLAB_TOKEN``): ``manage_runner`` scope, group Owner.
         purge_cache: delete the cache PersistentVolumeClaim and PersistentVolume too.
         delete_namespace: delete the namespace too, when install created it.
+        delete_ops_project: delete the ops project too (its history is the loop's record).
         dry_run: read only; deletions are sent with ``dryRun=All``.
         wait: wait until the runner pods have drained and stopped before deleting the runner
             in GitLab (without it, running jobs may fail).
@@ -243,6 +248,8 @@ def uninstall(
         result.loop_token = (
             remove_loop_token(settings, ctx.gitlab, ctx.group_id, dry_run=dry_run) or ""
         )
+        if delete_ops_project:
+            result.ops_project = remove_ops_project(settings, ctx.gitlab, dry_run=dry_run) or ""
         result.requests = requests_made(ctx)
         return result
     if confirm is not None and not dry_run and not confirm(result):
@@ -264,6 +271,10 @@ def uninstall(
         remove_loop_token(settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report)
         or ""
     )
+    if delete_ops_project:
+        result.ops_project = (
+            remove_ops_project(settings, ctx.gitlab, dry_run=dry_run, reporter=report) or ""
+        )
     result.done = not dry_run
     result.requests = requests_made(ctx)
     return result

@@ -1068,3 +1068,23 @@ def test_bootstrap_publish_visibility_is_refused_in_a_private_group(
         gl.create_project(group_id, {"name": "ci-templates", "visibility": "internal"})
     assert caught.value.status == 400
     assert "internal is not allowed in a private group" in str(caught.value)
+
+
+def test_delete_project_needs_the_owner_and_answers_202(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.add_project(f"{GROUP}/ops", {"README.md": "x\n"})
+    fake_gitlab.add_token("reader", "glpat-reader-api-0123456789", ["api"])
+    reader = gitlab.Gitlab(fake_gitlab.url, private_token="glpat-reader-api-0123456789")
+    with pytest.raises(gitlab.GitlabDeleteError) as refused:
+        reader.projects.delete(f"{GROUP}/ops")
+    assert refused.value.response_code == 403
+    owner = gitlab.Gitlab(fake_gitlab.url, private_token=OWNER_API_TOKEN)
+    answer = requests.delete(
+        f"{fake_gitlab.url}/api/v4/projects/{GROUP}%2Fops",
+        headers={"PRIVATE-TOKEN": OWNER_API_TOKEN},
+        timeout=10,
+    )
+    assert answer.status_code == 202
+    assert answer.json() == {"message": "202 Accepted"}
+    with pytest.raises(gitlab.GitlabGetError) as gone:
+        owner.projects.get(f"{GROUP}/ops")
+    assert gone.value.response_code == 404

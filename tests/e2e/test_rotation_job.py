@@ -321,3 +321,48 @@ def test_uninstall_revokes_the_loop_token_and_deletes_its_variables(target: Targ
     assert target.gitlab.access_tokens.active("mygroup") == []
     keys = {v.key for v in target.gitlab.project(OPS).variables}
     assert not keys & {"GITLAB_TOKEN", "BOOTSTRAP_LOOP_TOKEN_ID"}
+
+
+def test_without_group_access_tokens_install_says_so_and_stores_the_named_token(
+    target: Target, tmp_path: Path
+) -> None:
+    target.gitlab.access_tokens.available = False  # GitLab.com Free, or disabled
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    target.gitlab.set_token_expiry(3 * DAY)
+
+    bare = target.run("install")
+
+    assert bare.exit_code == 0, bare.output
+    assert "GitLab refused to create a group access token" in bare.stderr
+    assert "[rotation] token_env" in bare.stderr
+    assert not [v for v in target.gitlab.project(OPS).variables if v.key == "GITLAB_TOKEN"]
+
+    target.extra_env["LOOP_TOKEN"] = OWNER_API_TOKEN
+    named = target.run("install", "--schedule-token-env", "LOOP_TOKEN")
+
+    assert named.exit_code == 0, named.output
+    variable = _variable(target, "GITLAB_TOKEN")
+    assert variable.value == OWNER_API_TOKEN
+    assert (variable.masked, variable.hidden, variable.protected) == (True, True, True)
+    assert OWNER_API_TOKEN not in named.output
+    target.gitlab.clear_log()
+    target.extra_env["BOOTSTRAP_ROTATION__TOKEN_ENV"] = "LOOP_TOKEN"  # the setting, same token
+    assert target.run("install").exit_code == 0
+    assert target.gitlab_writes() == []
+    target.gitlab.set_token_expiry(90 * DAY)
+    assert Job(target, tmp_path).run().exit_code == 0
+
+
+def test_uninstall_deletes_the_ops_project_only_when_asked(target: Target) -> None:
+    _install(target, expiry_days=30)
+    assert target.run("uninstall", "--yes").exit_code == 0
+    assert target.gitlab.projects_api.find(OPS) is not None  # kept by default
+    assert target.run("install").exit_code == 0
+
+    result = target.run("uninstall", "--yes", "--delete-ops-project")
+
+    assert result.exit_code == 0, result.output
+    assert f"deleted the ops project {OPS}" in result.output
+    assert target.gitlab.projects_api.find(OPS) is None
+    assert target.gitlab.access_tokens.active("mygroup") == []

@@ -563,6 +563,7 @@ class ProjectsApi:
             ("GET", project, self._get_project, READ_API),
             ("POST", "/projects", self._create_project, WRITE_API),
             ("PUT", project, self._update_project, WRITE_API),
+            ("DELETE", project, self._delete_project, WRITE_API),
             ("GET", repo + "/tree", self._get_tree, READ_API),
             ("GET", repo + "/files/:file_path", self._get_file, READ_API),
             ("HEAD", repo + "/files/:file_path", self._head_file, READ_API),
@@ -1182,6 +1183,12 @@ class ProjectsApi:
         return self.fake.json(self._project_json(project, call))
 
     # -- handlers: repository ----------------------------------------------------------
+
+    def _delete_project(self, call: Call) -> Response:
+        """``lib/api/projects.rb`` ``delete ":id"``: ``remove_project`` (the Owner); 202."""
+        project = self._project(call, OWNER)
+        del self.projects[project.id]
+        return self.fake.json({"message": "202 Accepted"}, 202)
 
     def _get_tree(self, call: Call) -> Response:
         project = self._readable_repo(call)
