@@ -227,6 +227,9 @@ def test_the_job_renews_its_expiring_group_access_token_and_stores_it(
     _install(target, expiry_days=30)  # the runner tokens are not due
     old = _loop_token(target)
     old.expires_at = date.today() + timedelta(days=3)  # within rotate_before (7d)
+    warned = target.run("status")
+    assert warned.exit_code == 0, warned.output
+    assert "the rotation job's group access token expires on" in warned.stderr
     job = Job(target, tmp_path)
 
     result = job.run()

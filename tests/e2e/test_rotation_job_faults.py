@@ -138,3 +138,48 @@ def test_the_job_converges_after_a_fault_at_any_request(
         f"faulted exit codes {' '.join(row)}; converged 100 %"
     )
     assert len(row) == count > 0
+
+
+#: The writes of the loop token's renewal: the self-rotation, then the value, then the id.
+RENEWAL_WRITES = [
+    ("POST", r"/access_tokens/self/rotate$"),
+    ("PUT", r"/variables/GITLAB_TOKEN$"),
+    ("PUT", r"/variables/BOOTSTRAP_LOOP_TOKEN_ID$"),
+]
+
+
+@pytest.mark.parametrize("fault", ["reset", "delay", "500"])
+@pytest.mark.parametrize("write", range(len(RENEWAL_WRITES)))
+def test_a_fault_in_the_loop_token_renewal_is_repaired_by_the_next_run_or_install(
+    worlds: list[World], tmp_path: Path, fault: str, write: int
+) -> None:
+    world = _new(worlds, tmp_path)
+    assert world.run_job().exit_code == 0  # the runner tokens are renewed: not in the way
+    project = world.gitlab.project("mygroup/gitlab-eci-bootstrap")
+    [stored] = [v for v in project.variables if v.key == "GITLAB_TOKEN"]
+    world.gitlab.tokens[stored.value].expires_at = (datetime.now(UTC) + timedelta(days=3)).date()
+    world.gitlab.inject(fault, match=RENEWAL_WRITES[write], seconds=TIMEOUT + 0.5)
+
+    faulted = world.run_job()
+
+    world.gitlab.clear_faults()
+    assert faulted.exit_code in (0, 3), faulted.output
+    assert "Traceback" not in faulted.output
+    world.env = {**world.env, **world.job.env(world.job.service_account())}  # the stored value
+    clean = world.run_job()
+    if clean.exit_code != 0:
+        # Locked out (the new value was lost with the answer): status says so, install repairs.
+        status = world.target.run("status")
+        assert status.exit_code == 3, status.output
+        assert "the scheduled rotation is locked out" in status.output
+        assert world.target.run("install").exit_code == 0
+        world.env = {**world.env, **world.job.env(world.job.service_account())}
+        clean = world.run_job()
+    assert clean.exit_code == 0, f"{RENEWAL_WRITES[write]} {fault}: {clean.output}"
+    project = world.gitlab.project("mygroup/gitlab-eci-bootstrap")
+    [stored] = [v for v in project.variables if v.key == "GITLAB_TOKEN"]
+    active = world.gitlab.access_tokens.active(GROUP)
+    assert [t.token for t in active] == [stored.value], "one live loop token: the stored one"
+    assert active[0].expires_at is not None
+    assert active[0].expires_at > (datetime.now(UTC) + timedelta(days=7)).date()
+    world.assert_converged()
