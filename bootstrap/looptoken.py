@@ -141,6 +141,8 @@ def ensure_loop_token(
     alive = current is not None and current.active and not _expired(current.expires_at, today)
     if stored is not None and current is not None and alive:
         result.token_id, result.expires_at = current.id, current.expires_at
+        if not dry_run:  # e.g. the loser of two concurrent installs
+            _revoke_leftovers(gitlab, group_id, tokens, name, current.id, result, report)
         return result
     result.action = "created" if stored is None and current is None else "replaced"
     if dry_run:
@@ -166,12 +168,25 @@ def ensure_loop_token(
         f"Stored a new group access token #{issued.info.id} (Owner, api, expires "
         f"{issued.info.expires_at}) as {result.variable} (masked, hidden, protected)"
     )
+    _revoke_leftovers(gitlab, group_id, tokens, name, issued.info.id, result, report)
+    return result
+
+
+def _revoke_leftovers(
+    gitlab: GitLab,
+    group_id: int,
+    tokens: list[AccessToken],
+    name: str,
+    keep: int,
+    result: LoopTokenResult,
+    report: Reporter,
+) -> None:
+    """Revoke every other active token of the loop's name: nobody holds its value."""
     for leftover in tokens:
-        if leftover.name == name and leftover.active and leftover.id != issued.info.id:
+        if leftover.name == name and leftover.active and leftover.id != keep:
             gitlab.revoke_group_access_token(group_id, leftover.id)
             result.revoked.append(leftover.id)
             report.info(f"Revoked the unused group access token #{leftover.id} ({name})")
-    return result
 
 
 def _store_given(

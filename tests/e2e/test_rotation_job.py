@@ -220,6 +220,20 @@ def test_install_gives_the_loop_its_own_group_access_token(target: Target) -> No
     assert "is valid" in again.output
     assert target.gitlab_writes() == []
 
+    # A token of the loop's name nobody holds (the loser of two concurrent installs) goes.
+    group = target.gitlab.find_group("mygroup")
+    assert group is not None
+    stray = requests.post(
+        f"{target.gitlab_url}/api/v4/groups/{group.id}/access_tokens",
+        headers={"PRIVATE-TOKEN": OWNER_API_TOKEN},
+        json={"name": token.name, "scopes": ["api"], "access_level": 50},
+        timeout=10,
+    ).json()
+    assert target.run("install").exit_code == 0
+    assert [t.id for t in target.gitlab.access_tokens.active("mygroup")] == [token.id]
+    assert _loop_token(target).id == token.id
+    assert stray["id"] != token.id
+
 
 def test_the_job_renews_its_expiring_group_access_token_and_stores_it(
     target: Target, tmp_path: Path
