@@ -3,6 +3,7 @@ live objects are compared (each test killed a mutant the plan's other tests let 
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -168,3 +169,67 @@ def test_string_data_of_a_secret_counts_as_its_values() -> None:
     changed = diff(secret(password="new-one"), secret(password="old-one"))
     assert changed == "~ data.password: (sensitive) -> (sensitive)\n"
     assert "new-one" not in changed
+
+
+def test_the_same_object_in_another_key_order_has_the_same_hash() -> None:
+    labels = {"app": "gitlab-runner", "team": "ci"}
+    one = _deployment()
+    one["metadata"]["labels"] = labels
+    other = _deployment()
+    other["metadata"]["labels"] = dict(reversed(labels.items()))
+    assert applied_hash(one) == applied_hash(other), "else every install rewrites the object"
+
+
+def test_a_boolean_field_as_applied_is_unchanged() -> None:
+    desired = with_applied_hash(_deployment(automountServiceAccountToken=False))
+    assert decide(desired, _live(desired)) == "unchanged"
+    live = _live(desired)
+    live["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
+    assert decide(desired, live) == "update"
+
+
+def test_a_live_field_of_another_type_is_shown_as_it_is_live() -> None:
+    # Someone replaced a list we send by a scalar, or a map by a string.
+    assert project({"args": "x"}, {"args": ["a"]}) == {"args": "x"}
+    assert field_changes({"m": {"b": 1, "a": 2}}, {"m": "x"}) == ['~ m: {"a": 2, "b": 1} -> "x"']
+    assert field_changes({"m": "x"}, {"m": {"b": 1}}) == ['~ m: "x" -> {"b": 1}']
+    assert field_changes({"l": [{"a": 1}]}, {"l": "x"}) == ['~ l: [{"a": 1}] -> "x"']
+
+
+def test_items_added_to_an_empty_list_are_listed_field_by_field() -> None:
+    assert field_changes({"l": []}, {"l": [{"a": 1}]}) == ["+ l[0].a: 1"]
+    assert field_changes({"l": [{"a": 1}]}, {"l": []}) == ["- l[0].a: 1"]
+
+
+def test_a_list_holding_a_token_is_sensitive_as_a_whole() -> None:
+    lines = field_changes({"args": ["--debug"]}, {"args": ["--debug", "glrt-abcdef123456"]})
+    assert lines == ['~ args: ["--debug"] -> (sensitive)']
+
+
+def test_a_multi_line_value_that_was_or_becomes_a_token_is_not_diffed() -> None:
+    for old, new in (("glrt-old\nx", "plain\nx"), ("plain\nx", "glrt-new\nx")):
+        assert field_changes({"c": old}, {"c": new}) == ["~ c: (sensitive) -> (sensitive)"]
+
+
+def test_a_changed_line_of_a_long_value_is_shown_with_one_line_around_it() -> None:
+    lines = field_changes({"s": "a\nb\nc\nd\ne"}, {"s": "a\nb\nX\nd\ne"})
+    assert lines == ["~ s:", "    @@ -2,3 +2,3 @@", "     b", "    -c", "    +X", "     d"]
+
+
+def test_a_secret_value_that_was_binary_is_shown_as_changed() -> None:
+    def secret(value: bytes) -> dict[str, Any]:
+        data = {"k": base64.b64encode(value).decode()}
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": data}
+
+    assert diff(secret(b"text"), secret(b"\xff\xfe")) == "~ data.k: (sensitive) -> (sensitive)\n"
+
+
+def test_a_created_object_lists_its_annotations_but_not_our_hash_nor_its_name() -> None:
+    plain = diff(with_applied_hash(_deployment()), None)
+    assert not [line for line in plain.splitlines() if line.startswith("+ metadata")]
+    annotated = _deployment()
+    annotated["metadata"]["annotations"] = {ANNOTATION_RUNNER_ID: "42"}
+    lines = diff(with_applied_hash(annotated), None).splitlines()
+    assert [line for line in lines if line.startswith("+ metadata")] == [
+        f'+ metadata.annotations["{ANNOTATION_RUNNER_ID}"]: "42"'
+    ]
