@@ -21,6 +21,7 @@ from bootstrap import __version__, deadline, neterrors
 from bootstrap.calls import Calls
 from bootstrap.errors import BootstrapError, InvalidInput, KubeError
 from bootstrap.kubeconfig import choose as kubeconfig_choice
+from bootstrap.readiness import clean
 from bootstrap.render.names import FIELD_MANAGER
 from bootstrap.secret import without_userinfo
 
@@ -260,7 +261,8 @@ class Kube:
     ) -> dict[str, Any]:
         if status in ok:
             return body
-        message = body.get("message") or body.get("reason") or f"HTTP {status}"
+        # An admission webhook or a proxy may quote the request (a Secret's data included).
+        message = clean(str(body.get("message") or body.get("reason") or f"HTTP {status}"))
         hint = None
         if status == 401:
             hint = "the kubeconfig credentials were rejected: log in again or pick another context"

@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bootstrap.readiness import not_ready_reasons
 from bootstrap.report import ConsoleReporter
 
@@ -127,10 +129,29 @@ def test_off_a_terminal_an_unchanged_line_is_not_repeated_within_the_interval() 
     assert len(stream.getvalue().splitlines()) == 1
 
 
-def test_on_a_terminal_the_line_is_rewritten_with_the_time_since_the_wait_began() -> None:
+def test_on_a_terminal_the_line_is_rewritten_with_the_time_since_the_wait_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fixed clock: a loaded machine must not turn 5s into 6s.
+    monkeypatch.setattr("bootstrap.report.time.monotonic", lambda: 1000.0)
     stream = _Terminal()
     reporter = ConsoleReporter(stream)
-    reporter.progress("Waiting", started=time.monotonic() - 5)
-    reporter.progress("Waiting", started=time.monotonic() - 65)
+    reporter.progress("Waiting", started=1000.0 - 5)
+    reporter.progress("Waiting", started=1000.0 - 65)
     reporter.info("done")
     assert stream.getvalue().startswith("\r\033[KWaiting (5s)\r\033[KWaiting (65s)\r\033[Kdone\n")
+
+
+def test_a_kubernetes_error_message_is_redacted() -> None:
+    # An admission webhook that quotes the request it refused must not print the token.
+    from bootstrap.errors import KubeError
+    from bootstrap.kube import Kube
+
+    token = "glrt-" + "t0ken" * 5
+    body = {"message": f"denied: data config.toml has token = {token!r} and https://u:pw@h/x"}
+    with pytest.raises(KubeError) as raised:
+        Kube._check(None, 403, body, "patch Secret/gitlab-runner-config")  # type: ignore[arg-type]
+    text = str(raised.value)
+    assert "denied" in text
+    assert token not in text
+    assert ":pw@" not in text
