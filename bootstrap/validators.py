@@ -48,10 +48,11 @@ _DURATION = re.compile(
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOST_NAME = r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
-_HOST = re.compile(_HOST_NAME)
-_HOST_PORT = re.compile(rf"(?P<host>{_HOST_NAME})(:(?P<port>[0-9]{{1,5}}))?")
-# What the CI templates write into YAML and shell as a runner tag.
-_RUNNER_TAG = re.compile(r"[A-Za-z0-9_.:/@+=-]([A-Za-z0-9_.:/@+= -]*[A-Za-z0-9_.:/@+=-])?")
+HOST = re.compile(_HOST_NAME)
+HOST_PORT = re.compile(rf"(?P<host>{_HOST_NAME})(:(?P<port>[0-9]{{1,5}}))?")
+# What the CI templates write into YAML and shell as a runner tag. HOST, HOST_PORT and
+# RUNNER_TAG are also the CI templates' own checks (render/templates.py).
+RUNNER_TAG = re.compile(r"[A-Za-z0-9_.:/@+=-]([A-Za-z0-9_.:/@+= -]*[A-Za-z0-9_.:/@+=-])?")
 _ASCII_NUMBER = re.compile(r"[0-9]+")
 _CRON_SEPARATOR = re.compile(r"[ \t]+")
 _CRON_STEP = re.compile(r"[0-9]{1,2}")
@@ -194,7 +195,7 @@ def check_image(value: str) -> str:
 
 def check_host(value: str) -> str:
     """A host name or IPv4 address, no port (``gitlab.example.com``)."""
-    if len(value) > 253 or not _HOST.fullmatch(value):
+    if len(value) > 253 or not HOST.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a host name: use letters, digits, '.' and '-' (no scheme, "
             "port, path or '_'), e.g. gitlab.example.com"
@@ -204,7 +205,7 @@ def check_host(value: str) -> str:
 
 def check_host_port(value: str) -> str:
     """``host`` or ``host:port`` (a registry server)."""
-    match = _HOST_PORT.fullmatch(value)
+    match = HOST_PORT.fullmatch(value)
     if not match or len(match["host"]) > 253 or not 1 <= int(match["port"] or 1) <= 65535:
         raise ValueError(
             f"{value!r} is not host[:port]: use letters, digits, '.' and '-' (no scheme, "
@@ -215,7 +216,7 @@ def check_host_port(value: str) -> str:
 
 def check_runner_tag(value: str) -> str:
     """A runner tag the CI templates can carry: ASCII letters, digits, spaces, ``_.:/@+=-``."""
-    if len(value) > 255 or not _RUNNER_TAG.fullmatch(value):
+    if len(value) > 255 or not RUNNER_TAG.fullmatch(value):
         raise ValueError(
             f"tag {value!r}: use at most 255 ASCII letters, digits, spaces and _.:/@+=- "
             "(no comma; not starting or ending with a space): the CI templates write it "

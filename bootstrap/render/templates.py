@@ -26,6 +26,7 @@ import jinja2
 import yaml
 
 from bootstrap.errors import ConfigErrors
+from bootstrap.validators import HOST, HOST_PORT, RUNNER_TAG
 
 #: kaniko executor, debug flavour (it has the busybox shell GitLab CI needs).
 #: GoogleContainerTools/kaniko was archived on 2025-06-03; this is the maintained
@@ -55,9 +56,6 @@ _SEGMENT = r"[A-Za-z0-9_.][A-Za-z0-9_.-]*"
 _GROUP_RE = re.compile(rf"{_SEGMENT}(/{_SEGMENT})*")
 _PROJECT_RE = re.compile(rf"{_SEGMENT}")
 _SEMVER_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
-_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
-_REGISTRY_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
-_TAG_RE = re.compile(r"[A-Za-z0-9_.:/@+=-]([A-Za-z0-9_.:/@+= -]*[A-Za-z0-9_.:/@+=-])?")
 _IMAGE_RE = re.compile(
     r"[a-z0-9][a-z0-9._/-]*(:[0-9]+/[a-z0-9._/-]+)?(:[A-Za-z0-9_.-]+)?(@sha256:[a-f0-9]{64})?"
 )
@@ -296,16 +294,16 @@ def validate_defaults(defaults: TemplateDefaults) -> None:
             f"version {defaults.version!r}: the CI/CD Catalog needs a semantic version like '1.0.0'"
         )
     for tag in (*defaults.runner_tags, *defaults.buildkit_tags):
-        if not _TAG_RE.fullmatch(tag):
+        if not RUNNER_TAG.fullmatch(tag):
             errors.append(f"runner tag {tag!r}: use letters, digits, spaces and _.:/@+=-")
     if len(set(defaults.runner_tags)) != len(defaults.runner_tags):
         errors.append(f"runner tags {list(defaults.runner_tags)!r}: duplicate tag")
-    if defaults.registry_host and not _REGISTRY_RE.fullmatch(defaults.registry_host):
+    if defaults.registry_host and not HOST_PORT.fullmatch(defaults.registry_host):
         errors.append(
             f"registry host {defaults.registry_host!r}: expected 'host' or 'host:port' "
             "(no scheme, no path)"
         )
-    if not _HOST_RE.fullmatch(defaults.git_host):
+    if not HOST.fullmatch(defaults.git_host):
         errors.append(
             f"git host {defaults.git_host!r}: expected a host name like 'gitlab.example.com'"
         )
