@@ -162,7 +162,8 @@ class InstallResult:
         return _count(c.action for c in self.changes)
 
     def gitlab_changes(self) -> dict[str, Action]:
-        """What happens in GitLab, per thing: the runner, the templates, the schedule."""
+        """What happens in GitLab, per thing: the runners, the templates, the ops project, the
+        schedule and the loop's group access token."""
         actions: dict[str, Action] = {"runner": self.runner.action_of_gitlab}
         if self.ops_runner is not None:
             actions["ops runner"] = self.ops_runner.action_of_gitlab
@@ -182,6 +183,11 @@ class InstallResult:
             )
         if self.schedule is not None and self.schedule.action != "skipped":
             actions["schedule"] = _SCHEDULE_ACTIONS.get(self.schedule.action, "unchanged")
+        token = self.schedule.token if self.schedule is not None else None
+        if token is not None and token.action in _LOOP_TOKEN_ACTIONS:
+            # A leftover revoked counts as a change of the loop's token too.
+            action = _LOOP_TOKEN_ACTIONS[token.action]
+            actions["loop token"] = "update" if action == "unchanged" and token.revoked else action
         return actions
 
     def gitlab_counts(self) -> dict[str, int]:
@@ -207,6 +213,15 @@ class InstallResult:
 
 
 _SCHEDULE_ACTIONS: dict[str, Action] = {"created": "create", "updated": "update"}
+#: The loop token's actions (looptoken.LoopTokenResult) as counted; "unavailable" and
+#: "skipped" (nothing known, nothing done) are not counted.
+_LOOP_TOKEN_ACTIONS: dict[str, Action] = {
+    "created": "create",
+    "replaced": "update",
+    "stored": "update",
+    "renewed": "update",
+    "unchanged": "unchanged",
+}
 
 
 def _count(actions: Iterable[str]) -> dict[str, int]:

@@ -166,3 +166,26 @@ def test_rotate_dry_run_says_nothing_was_changed_once_for_both_runners(target: T
     assert result.stdout.count("would reset the token") == 2  # the group and the ops runner
     assert result.stdout.count("Dry run: nothing was changed.") == 1
     assert result.stdout.rstrip().endswith("Dry run: nothing was changed.")
+
+
+def _ops_variable(target: Target, key: str) -> str:
+    return next(v.value for v in target.gitlab.project(OPS).variables if v.key == key)
+
+
+def test_the_done_count_includes_the_loop_token(target: Target) -> None:
+    _loop(target)
+
+    fresh = target.run("install")
+
+    assert fresh.exit_code == 0, fresh.output
+    # The group runner, the ops runner, the templates, the ops project, the schedule and
+    # the loop's group access token.
+    assert "(GitLab: 6 created; Kubernetes: " in fresh.stdout
+    target.gitlab.revoke_token(_ops_variable(target, "GITLAB_TOKEN"))  # the loop's token dies
+
+    replaced = target.run("install", "--output", "json")
+
+    assert replaced.exit_code == 0, replaced.output
+    report = json.loads(replaced.stdout)
+    assert report["schedule"]["token"]["action"] == "replaced"
+    assert report["summary_by_system"]["gitlab"] == {"create": 0, "update": 1, "unchanged": 5}
