@@ -6,12 +6,15 @@ so ``bootstrap --help`` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bootstrap import __version__
+
+if TYPE_CHECKING:
+    from bootstrap.secret import Secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -324,12 +327,19 @@ def _show(output: str, result: Any, text: Callable[[Any], str]) -> None:
     click.echo(to_json(result.as_dict()) if output == "json" else text(result), nl=False)
 
 
-def _gitlab_token() -> str:
+def _environ() -> Mapping[str, str]:
+    """The environment for a workflow: its ``repr`` (in a traceback's locals) shows no value."""
     import os
 
+    from bootstrap.secret import Environ
+
+    return Environ(os.environ)
+
+
+def _gitlab_token() -> Secret:
     from bootstrap.inputs import gitlab_token
 
-    return gitlab_token(os.environ)
+    return gitlab_token(_environ())
 
 
 # click >= 8.3 makes ParamType generic; 8.2 (the lowest allowed) cannot subscript it.
@@ -408,8 +418,6 @@ def install(**params: Any) -> None:
       bootstrap install --group mygroup               # do it, wait for the runner
       bootstrap install --config prod.toml --output json --no-wait
     """
-    import os
-
     from bootstrap.config import require_group
     from bootstrap.install import InstallResult
     from bootstrap.install import install as run_install
@@ -432,7 +440,7 @@ def install(**params: Any) -> None:
         result = run_install(
             loaded.settings,
             token=token,
-            environ=os.environ,
+            environ=_environ(),
             dry_run=params["dry_run"],
             wait=not params["no_wait"],
             timeout=params["timeout"],
@@ -503,8 +511,6 @@ def rotate(**params: Any) -> None:
       bootstrap rotate --group mygroup --if-expiring-within 7d   # daily schedule
       bootstrap rotate --group mygroup --force --dry-run
     """
-    import os
-
     from bootstrap.config import require_group
     from bootstrap.present import rotate_text
     from bootstrap.report import ConsoleReporter
@@ -518,7 +524,7 @@ def rotate(**params: Any) -> None:
         result = run_rotate(
             loaded.settings,
             token=token,
-            environ=os.environ,
+            environ=_environ(),
             within=params["within"],
             force=params["force"],
             dry_run=params["dry_run"],
@@ -556,8 +562,6 @@ def status(**params: Any) -> None:
       bootstrap status --group mygroup --output json | jq .problems
       bootstrap status --group mygroup || alert "runner unhealthy"
     """
-    import os
-
     from bootstrap.config import require_group
     from bootstrap.present import status_text
     from bootstrap.report import ConsoleReporter
@@ -567,7 +571,7 @@ def status(**params: Any) -> None:
     require_group(loaded)
     token = _gitlab_token()
     result = run_status(
-        loaded.settings, token=token, environ=os.environ, reporter=ConsoleReporter()
+        loaded.settings, token=token, environ=_environ(), reporter=ConsoleReporter()
     )
     _show(params["output"], result, status_text)
     _print_cost(params["output"], loaded.settings)
@@ -690,13 +694,11 @@ def doctor(**params: Any) -> None:
       bootstrap doctor --group mygroup
       bootstrap doctor --config prod.toml --output json
     """
-    import os
-
     from bootstrap.doctor import doctor as run_doctor
     from bootstrap.present import doctor_text
 
     loaded = _load(params)
-    result = run_doctor(loaded.settings, environ=os.environ)
+    result = run_doctor(loaded.settings, environ=_environ())
     _show(params["output"], result, doctor_text)
     failure = result.failure()
     if failure is not None:

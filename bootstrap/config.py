@@ -30,7 +30,7 @@ from pydantic import (
 from bootstrap import cost
 from bootstrap import validators as v
 from bootstrap.errors import ConfigErrors, InvalidInput
-from bootstrap.secret import shown
+from bootstrap.secret import Environ, shown
 
 DEFAULT_CONFIG_FILE = "bootstrap.toml"
 # ROS ALIYUN::ECI::ImageCache: an image cache holds at most 20 images.
@@ -1080,7 +1080,7 @@ def load_settings(
             from them would be refused (by Kubernetes, by the template renderer); all are
             listed.
     """
-    env = os.environ if environ is None else environ
+    env = Environ(os.environ) if environ is None else environ
     path = find_config_file(config_file, env)
     tree: dict[str, Any] = _read_file(path) if path else {}
     origins = {

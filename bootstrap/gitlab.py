@@ -9,12 +9,20 @@ Errors become :class:`~bootstrap.errors.GitLabError` (exit 3) with a message tha
 cause and the fix; an unknown group becomes :class:`~bootstrap.errors.InvalidInput` (exit 2).
 No token ever appears in a message: :func:`redact` guards every message that quotes a
 response.
+
+Tokens come and go as :class:`~bootstrap.secret.Secret` (``GITLAB_TOKEN``, the runner tokens
+GitLab issues, group access token values): ``str``/``repr`` show ``(secret)``, so no
+exception, log record or traceback with locals shows one. This module is the only place the
+tool's own tokens are revealed, each time straight into python-gitlab: the ``private_token``
+of the connection (``__init__``, ``switch_token``), the body of ``POST /runners/verify`` and
+``POST /runners/reset_authentication_token``, and the value of a CI/CD variable
+(``set_secret_variable``). New token values are wrapped where the answer is parsed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,7 +31,7 @@ from urllib.parse import quote
 from bootstrap import __version__, deadline, neterrors
 from bootstrap.calls import Calls
 from bootstrap.errors import BootstrapError, GitLabError, InvalidInput
-from bootstrap.secret import without_userinfo
+from bootstrap.secret import Secret, expect_secret, reveal, without_userinfo
 
 if TYPE_CHECKING:
     import gitlab as gitlab_mod
@@ -48,16 +56,17 @@ _BROAD_SCOPES = {"api"}
 _TOKEN_PATTERN = re.compile(r"(gl[a-z]{2,4}-|glpat-)[A-Za-z0-9_.\-]{8,}")
 
 
-def redact(text: str, secrets: list[str] | None = None) -> str:
+def redact(text: str, secrets: Sequence[Secret | str] | None = None) -> str:
     """Replace anything that looks like a GitLab token (and the given secrets) with a stub."""
     for secret in secrets or []:
-        if secret:
-            text = text.replace(secret, redact_token(secret))
+        if value := reveal(secret):
+            text = text.replace(value, redact_token(value))
     return _TOKEN_PATTERN.sub(lambda m: redact_token(m.group(0)), text)
 
 
-def redact_token(token: str) -> str:
+def redact_token(token: Secret | str) -> str:
     """``glrt-…WXYZ``: enough to tell tokens apart, never enough to use one."""
+    token = reveal(token)
     prefix = token.split("-", 1)[0] + "-" if "-" in token[:8] else ""
     return f"{prefix}…{token[-4:]}" if len(token) > 8 else "…"
 
@@ -187,7 +196,7 @@ class IssuedToken:
     """A group access token GitLab just created or rotated: its value is shown once."""
 
     info: AccessToken
-    token: str
+    token: Secret
 
     def __repr__(self) -> str:
         return f"IssuedToken(id={self.info.id}, token={redact_token(self.token)})"
@@ -263,7 +272,7 @@ class GitLab:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: Secret,
         *,
         ca_file: str | None = None,
         timeout: float = 30.0,
@@ -274,7 +283,7 @@ class GitLab:
 
         self.url = url
         self.shown_url = without_userinfo(url)  # what messages print
-        self._token = token
+        self._token = expect_secret(token, "token")
         self.timeout = timeout
         self.retries = max(1, retries)
         self.backoff = backoff
@@ -283,7 +292,7 @@ class GitLab:
         self.write_guard: Callable[[], None] | None = None
         self._gl: gitlab_mod.Gitlab = gitlab.Gitlab(
             url,
-            private_token=token,
+            private_token=token.reveal(),  # the boundary: python-gitlab sends it
             ssl_verify=ca_file or True,
             timeout=timeout,
             # python-gitlab obeys 429 + Retry-After by itself (the request was not processed,
@@ -292,10 +301,10 @@ class GitLab:
             user_agent=f"gitlab-eci-bootstrap/{__version__}",
         )
 
-    def switch_token(self, token: str) -> None:
+    def switch_token(self, token: Secret) -> None:
         """Authenticate the following calls with ``token`` (the old one was just revoked)."""
-        self._token = token
-        self._gl.private_token = token
+        self._token = expect_secret(token, "token")
+        self._gl.private_token = token.reveal()  # the boundary: python-gitlab sends it
         self._gl._set_auth_info()
 
     # --- plumbing ---------------------------------------------------------------------
@@ -912,7 +921,9 @@ class GitLab:
             f"read CI/CD variable {key}", f"/projects/{project_id}/variables/{key}"
         )
 
-    def set_secret_variable(self, project_id: int, key: str, value: str, *, exists: bool) -> None:
+    def set_secret_variable(
+        self, project_id: int, key: str, value: Secret, *, exists: bool
+    ) -> None:
         """Create a masked, hidden, protected CI/CD variable, or replace its value.
 
         ``masked_and_hidden`` can be set only at creation (``lib/api/ci/variables.rb``);
@@ -920,20 +931,24 @@ class GitLab:
         repeated blindly (a lost answer shows as an existing variable on the next run).
         """
         base = f"/projects/{project_id}/variables"
+        expect_secret(value, f"the value of {key}")
         if exists:
             self._call(
                 f"update CI/CD variable {key}",
                 lambda: self._gl.http_put(
-                    f"{base}/{key}", post_data={"value": value, "masked": True, "protected": True}
+                    f"{base}/{key}",
+                    # the boundary: python-gitlab sends it
+                    post_data={"value": value.reveal(), "masked": True, "protected": True},
                 ),
                 write=True,
                 idempotent=True,
             )
             return
-        data = {"key": key, "value": value, "masked_and_hidden": True, "protected": True}
+        data = {"key": key, "masked_and_hidden": True, "protected": True}
         self._call(
             f"create CI/CD variable {key}",
-            lambda: self._gl.http_post(base, post_data=data),
+            # the boundary: python-gitlab sends it
+            lambda: self._gl.http_post(base, post_data={**data, "value": value.reveal()}),
             write=True,
         )
 
@@ -990,7 +1005,7 @@ class GitLab:
             write=True,
         )
         data = _object(data)
-        return IssuedToken(AccessToken.from_api(data), str(data["token"]))
+        return IssuedToken(AccessToken.from_api(data), Secret(str(data["token"])))
 
     def rotate_own_group_token(self, group_id: int, expires_at: str) -> IssuedToken:
         """``POST /groups/:id/access_tokens/self/rotate`` with the token in use: GitLab
@@ -1005,7 +1020,7 @@ class GitLab:
             write=True,
         )
         data = _object(data)
-        return IssuedToken(AccessToken.from_api(data), str(data["token"]))
+        return IssuedToken(AccessToken.from_api(data), Secret(str(data["token"])))
 
     def revoke_group_access_token(self, group_id: int, token_id: int) -> bool:
         """``DELETE /groups/:id/access_tokens/:token_id``; False when GitLab has none."""

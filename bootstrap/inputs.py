@@ -21,8 +21,9 @@ TOKEN_HINT = (
 MIN_TOKEN_LENGTH = 20
 
 
-def gitlab_token(environ: Mapping[str, str]) -> str:
-    """``GITLAB_TOKEN``, refused when missing or malformed (a pasted newline, spaces)."""
+def gitlab_token(environ: Mapping[str, str]) -> Secret:
+    """``GITLAB_TOKEN`` as a :class:`Secret`, refused when missing or malformed (a pasted
+    newline, spaces)."""
     token = environ.get("GITLAB_TOKEN")
     if token is None:
         raise InvalidInput("GITLAB_TOKEN is not set", hint=TOKEN_HINT)
@@ -51,7 +52,7 @@ def gitlab_token(environ: Mapping[str, str]) -> str:
         )
     if len(token) > 1024:
         raise InvalidInput("GITLAB_TOKEN is longer than any GitLab token", hint=TOKEN_HINT)
-    return token
+    return Secret(token)
 
 
 def _named(key: str, value: str) -> str:

@@ -356,7 +356,7 @@ NO_IN_CLUSTER_SCHEDULE = (
 def install(
     settings: Settings,
     *,
-    token: str,
+    token: Secret,
     environ: Mapping[str, str],
     dry_run: bool = False,
     wait: bool = True,

@@ -23,7 +23,7 @@ from bootstrap.errors import BootstrapError, InvalidInput, KubeError
 from bootstrap.kubeconfig import choose as kubeconfig_choice
 from bootstrap.readiness import clean
 from bootstrap.render.names import FIELD_MANAGER
-from bootstrap.secret import without_userinfo
+from bootstrap.secret import Environ, without_userinfo
 
 IMAGE_CACHE_GROUP_VERSION = "eci.alibabacloud.com/v1"
 
@@ -118,10 +118,11 @@ class Kube:
         self.write_guard: Callable[[], None] | None = None
         self._rules: dict[str, tuple[builtins.list[dict[str, Any]], bool]] = {}
         configuration = client.Configuration()
+        environ = Environ(os.environ) if environ is None else environ
         choice = kubeconfig_choice(
             kubeconfig,
             context,
-            environ=os.environ if environ is None else environ,
+            environ=environ,
             origins=origins,
         )
         try:
@@ -132,7 +133,7 @@ class Kube:
                     context=choice.context,
                     client_configuration=configuration,
                 )
-            elif (os.environ if environ is None else environ).get("KUBERNETES_SERVICE_HOST"):
+            elif environ.get("KUBERNETES_SERVICE_HOST"):
                 config.load_incluster_config(client_configuration=configuration)
                 self.context_name = "in-cluster"
             else:

@@ -33,6 +33,7 @@ from bootstrap.errors import GitLabError, InvalidInput
 from bootstrap.gitlab import OWNER, AccessToken, GitLab, Project
 from bootstrap.ops import ops_project
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.secret import Secret
 
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
 TOKEN_ID_VARIABLE = "BOOTSTRAP_LOOP_TOKEN_ID"  # noqa: S105 - a variable name
@@ -46,9 +47,9 @@ def token_name(settings: Settings) -> str:
     return f"gitlab-eci-bootstrap rotation ({settings.cluster_id}/{settings.kubernetes.namespace})"
 
 
-def fingerprint(token: str) -> str:
+def fingerprint(token: Secret) -> str:
     """A user-given token's stand-in in the id variable: enough to tell it changed."""
-    return "user:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    return "user:" + hashlib.sha256(token.reveal().encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -79,7 +80,7 @@ class LoopTokenResult:
         }
 
 
-def user_token(settings: Settings, environ: Mapping[str, str]) -> str | None:
+def user_token(settings: Settings, environ: Mapping[str, str]) -> Secret | None:
     """The token ``[rotation] token_env`` names (None when unset); exit 2 when it is empty."""
     name = settings.rotation.token_env
     if not name:
@@ -90,7 +91,7 @@ def user_token(settings: Settings, environ: Mapping[str, str]) -> str | None:
             f"[rotation] token_env names {name}, which is not set",
             hint=f"export {name}=<a token of a group Owner with the api scope>",
         )
-    return value
+    return Secret(value)
 
 
 def _expired(expires_at: str | None, today: date) -> bool:
@@ -192,7 +193,7 @@ def _revoke_leftovers(
 def _store_given(
     gitlab: GitLab,
     project: Project,
-    given: str,
+    given: Secret,
     stored: dict[str, Any] | None,
     stored_id: str,
     result: LoopTokenResult,
@@ -213,7 +214,7 @@ def _store_given(
 def _write(
     gitlab: GitLab,
     project_id: int,
-    token: str,
+    token: Secret,
     token_id: str,
     stored: dict[str, Any] | None,
     id_var: dict[str, Any] | None,

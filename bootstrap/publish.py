@@ -29,6 +29,7 @@ from bootstrap.errors import GitLabError, InvalidInput
 from bootstrap.gitlab import GitLab, Project
 from bootstrap.render import render_ci_templates
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.secret import Secret
 from bootstrap.workflow import open_gitlab
 
 # Paths of the templates project the tool owns: files there that it no longer renders go.
@@ -132,7 +133,7 @@ def _new_version_fix(version: str, *, for_install: bool) -> str:
 def publish(
     settings: Settings,
     *,
-    token: str,
+    token: Secret,
     project_name: str | None = None,
     version: str | None = None,
     dry_run: bool = False,

@@ -51,6 +51,7 @@ from bootstrap.render import names as n
 from bootstrap.render.objects import config_checksum
 from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_problem, replace_token
 from bootstrap.report import QuietReporter, Reporter
+from bootstrap.secret import Secret
 from bootstrap.workflow import (
     ENTRY_ANNOTATIONS,
     Context,
@@ -194,7 +195,7 @@ def _reset(
 def rotate(
     settings: Settings,
     *,
-    token: str,
+    token: Secret,
     environ: Mapping[str, str] | None = None,
     within: timedelta | None = None,
     force: bool = False,

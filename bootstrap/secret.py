@@ -9,6 +9,7 @@ called where the value is written into a Secret object, config.toml or a request
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,6 +66,47 @@ class Secret:
 
     def __reduce__(self) -> Any:
         raise TypeError("a Secret is not pickled")
+
+
+class Environ(Mapping[str, str]):
+    """The process environment, read through, whose ``repr`` names no value.
+
+    The workflows take the environment as a mapping; ``os.environ`` itself shows every
+    variable in its ``repr``, ``GITLAB_TOKEN`` and registry passwords included, in any
+    traceback that shows a frame's locals. The CLI hands them this instead.
+    """
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, key: str) -> str:
+        return self._environ[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+    def __repr__(self) -> str:
+        return f"Environ({len(self)} variables, values not shown)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the environment is not pickled")
+
+
+def expect_secret(value: object, what: str) -> Secret:
+    """``value`` when it is a :class:`Secret`; TypeError for a plain ``str`` (or anything else).
+
+    For the places a secret enters a connection or a record: mypy refuses a ``str`` there, and
+    so does this check for a caller mypy does not see (a script, a test, an untyped library).
+    """
+    if not isinstance(value, Secret):
+        kind = type(value).__name__
+        raise TypeError(f"{what} must be a Secret (wrap it: Secret(value)), not {kind}")
+    return value
 
 
 def reveal(value: Secret | str) -> str:

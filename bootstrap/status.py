@@ -44,6 +44,7 @@ from bootstrap.render.objects import config_checksum
 from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.schedule import find_schedule
+from bootstrap.secret import Secret
 from bootstrap.validators import parse_duration
 from bootstrap.workflow import (
     IMAGE_CACHE_MISSING,
@@ -263,7 +264,7 @@ def _lock_dict(holder: Holder | None) -> dict[str, Any] | None:
 def status(
     settings: Settings,
     *,
-    token: str,
+    token: Secret,
     environ: Mapping[str, str],
     reporter: Reporter | None = None,
     now: datetime | None = None,

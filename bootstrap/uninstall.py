@@ -49,6 +49,7 @@ from bootstrap.render import names as n
 from bootstrap.render.runner_config import OPS_ENTRY
 from bootstrap.report import QuietReporter, Reporter
 from bootstrap.schedule import remove_ops_runner, remove_schedule
+from bootstrap.secret import Secret
 from bootstrap.workflow import (
     Context,
     access_review,
@@ -167,7 +168,7 @@ class UninstallResult:
 def uninstall(
     settings: Settings,
     *,
-    token: str,
+    token: Secret,
     purge_cache: bool = False,
     delete_namespace: bool = False,
     delete_ops_project: bool = False,

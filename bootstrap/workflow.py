@@ -40,6 +40,7 @@ from bootstrap.render import names as n
 from bootstrap.render.credentials import PLACEHOLDER_OPS_TOKEN, PLACEHOLDER_TOKEN, Credentials
 from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_token
 from bootstrap.report import Reporter
+from bootstrap.secret import Secret
 
 PARALLELISM = 8
 IMAGE_CACHE_MISSING = (
@@ -113,7 +114,7 @@ def open_kube(
 
 
 def open_gitlab(
-    settings: Settings, token: str, gitlab_factory: Callable[..., GitLab] = GitLab
+    settings: Settings, token: Secret, gitlab_factory: Callable[..., GitLab] = GitLab
 ) -> GitLab:
     """The GitLab connection the settings describe."""
     return gitlab_factory(
@@ -163,7 +164,7 @@ def check_role(
 
 def connect(
     settings: Settings,
-    token: str,
+    token: Secret,
     *,
     reporter: Reporter,
     need_scopes: tuple[str, ...] = (SCOPE_CREATE, SCOPE_MANAGE),

@@ -19,6 +19,7 @@ import requests
 from bootstrap.errors import GitLabError
 from bootstrap.gitlab import GitLab, Schedule
 from bootstrap.publish import blob_sha
+from bootstrap.secret import Secret
 from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN, OWNER_TOKEN, READER_TOKEN
 from tests.fakes.gitlab import DEVELOPER, MAINTAINER, FakeGitLab
 
@@ -977,7 +978,7 @@ def test_state_helpers_return_copies(fake_gitlab: FakeGitLab) -> None:
 
 def test_bootstrap_gitlab_methods(fake_gitlab: FakeGitLab) -> None:
     group_id = fake_gitlab.find_group(GROUP).id  # type: ignore[union-attr]
-    gl = GitLab(fake_gitlab.url, OWNER_API_TOKEN, retries=1, backoff=0)
+    gl = GitLab(fake_gitlab.url, Secret(OWNER_API_TOKEN), retries=1, backoff=0)
     assert gl.project(TEMPLATES) is None
     created = gl.create_project(
         group_id,
@@ -1063,7 +1064,7 @@ def test_bootstrap_publish_visibility_is_refused_in_a_private_group(
 ) -> None:
     # GitLab refuses an "internal" project in a private group (publish picks "private" there).
     group_id = fake_gitlab.find_group(GROUP).id  # type: ignore[union-attr]
-    gl = GitLab(fake_gitlab.url, OWNER_API_TOKEN, retries=1, backoff=0)
+    gl = GitLab(fake_gitlab.url, Secret(OWNER_API_TOKEN), retries=1, backoff=0)
     with pytest.raises(GitLabError) as caught:
         gl.create_project(group_id, {"name": "ci-templates", "visibility": "internal"})
     assert caught.value.status == 400

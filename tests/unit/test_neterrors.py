@@ -9,6 +9,7 @@ import requests
 
 from bootstrap.gitlab import GitLab
 from bootstrap.neterrors import cause
+from bootstrap.secret import Secret
 
 
 def _closed_port() -> int:
@@ -26,7 +27,9 @@ def test_a_refused_connection_is_named_as_such() -> None:
 def test_a_gitlab_error_names_the_cause_and_no_python_class() -> None:
     from bootstrap.errors import GitLabError
 
-    gl = GitLab(f"http://127.0.0.1:{_closed_port()}", "glpat-0123456789abcdefghij", retries=1)
+    gl = GitLab(
+        f"http://127.0.0.1:{_closed_port()}", Secret("glpat-0123456789abcdefghij"), retries=1
+    )
     with pytest.raises(GitLabError) as caught:
         gl.version()
     message = str(caught.value)

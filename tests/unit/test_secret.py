@@ -10,9 +10,10 @@ import pytest
 
 from bootstrap.config import Settings
 from bootstrap.errors import ConfigErrors
-from bootstrap.inputs import load_credentials
+from bootstrap.gitlab import GitLab
+from bootstrap.inputs import gitlab_token, load_credentials
 from bootstrap.render.credentials import Credentials
-from bootstrap.secret import Secret, is_secret_key, without_userinfo
+from bootstrap.secret import Environ, Secret, is_secret_key, without_userinfo
 from tests.conftest import EXTRA_SECRETS, run_cli
 
 PASSWORD = "correct horse battery staple!"
@@ -135,3 +136,76 @@ def test_a_variable_name_is_still_shown(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigErrors, match="the environment variable REG_PW is not set"):
         load_credentials(settings, {}, "glrt-x")
+
+
+TOKEN = "glpat-0123456789abcdefghij"
+
+
+def test_gitlab_token_is_read_as_a_secret() -> None:
+    token = gitlab_token({"GITLAB_TOKEN": TOKEN})
+    assert isinstance(token, Secret)
+    assert token.reveal() == TOKEN
+    assert TOKEN not in f"{token} {token!r} {[token]}"
+
+
+def test_the_environment_handed_to_workflows_shows_no_value() -> None:
+    environ = Environ({"GITLAB_TOKEN": TOKEN, "HOME": "/root"})
+    assert environ["GITLAB_TOKEN"] == TOKEN
+    assert dict(environ)["HOME"] == "/root"
+    assert repr(environ) == "Environ(2 variables, values not shown)"
+    assert TOKEN not in f"{environ} {[environ]}"
+    with pytest.raises(TypeError):
+        pickle.dumps(environ)
+
+
+def test_the_gitlab_connection_refuses_a_plain_str_token() -> None:
+    with pytest.raises(TypeError, match="token must be a Secret"):
+        GitLab("https://gitlab.example.com", TOKEN)  # type: ignore[arg-type]
+    gl = GitLab("https://gitlab.example.com", Secret(TOKEN))
+    with pytest.raises(TypeError, match="token must be a Secret"):
+        gl.switch_token(TOKEN)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="the value of GITLAB_TOKEN must be a Secret"):
+        gl.set_secret_variable(1, "GITLAB_TOKEN", TOKEN, exists=True)  # type: ignore[arg-type]
+    assert gl.calls.as_dict() == {"reads": 0, "writes": 0}, "refused before any request"
+
+
+#: Each line hands a plain str where the library takes a Secret; mypy must refuse every one.
+_PLAIN_STR_CALLS = """\
+from bootstrap.config import Settings
+from bootstrap.gitlab import GitLab
+from bootstrap.install import install
+from bootstrap.report import QuietReporter
+from bootstrap.rotate import rotate
+from bootstrap.secret import Secret
+from bootstrap.status import status
+from bootstrap.uninstall import uninstall
+from bootstrap.workflow import connect
+
+settings = Settings.model_validate({"gitlab": {"group": "g"}})
+token = "glpat-a-plain-string-token"
+gl = GitLab("https://gitlab.example.com", token)  # E
+gl.switch_token(token)  # E
+gl.set_secret_variable(1, "GITLAB_TOKEN", token, exists=False)  # E
+connect(settings, token, reporter=QuietReporter())  # E
+install(settings, token=token, environ={})  # E
+rotate(settings, token=token)  # E
+status(settings, token=token, environ={})  # E
+uninstall(settings, token=token)  # E
+GitLab("https://gitlab.example.com", Secret(token))  # fine
+"""
+
+
+def test_mypy_refuses_a_plain_str_where_a_secret_is_expected(tmp_path: Path) -> None:
+    from mypy import api
+
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(_PLAIN_STR_CALLS)
+    config = Path(__file__).parents[2] / "pyproject.toml"
+    out, err, _code = api.run(
+        ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(snippet)]
+    )
+    flagged = {int(line.split(":")[1]) for line in out.splitlines() if "error:" in line}
+    lines = _PLAIN_STR_CALLS.splitlines()
+    expected = {i for i, line in enumerate(lines, 1) if line.endswith("# E")}
+    assert flagged == expected, out + err
+    assert all('expected "Secret"' in line for line in out.splitlines() if "error:" in line)
