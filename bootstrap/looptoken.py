@@ -7,7 +7,11 @@ token_lifetime_days`` (GitLab's maximum is 365 by default), and stores it as the
 project's masked, hidden, protected CI/CD variable ``GITLAB_TOKEN``, with its id in the
 plain variable ``BOOTSTRAP_LOOP_TOKEN_ID``. A re-run whose stored token is still active
 writes nothing; a dead one (revoked, expired, rotated without the new value stored) is
-replaced by a fresh token, and leftovers of the same name are revoked.
+replaced by a fresh token, and leftovers of the same name are revoked. A ``GITLAB_TOKEN``
+that is not masked, hidden and protected (made by hand, or by an older version) is replaced
+too: GitLab's PUT cannot hide a variable (``masked_and_hidden`` exists only at creation,
+``lib/api/ci/variables.rb``), so install deletes it and creates it anew, with a new token
+(the old value was readable, or given to unprotected refs).
 
 The scheduled job renews the token itself (``POST /groups/:id/access_tokens/self/rotate``)
 when it expires within ``[rotation] rotate_before``, and writes the new value back: first
@@ -63,6 +67,8 @@ class LoopTokenResult:
     expires_at: str | None = None
     revoked: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Why a stored token is replaced ("" when it is not).
+    reason: str = ""
 
     @property
     def changed(self) -> bool:
@@ -77,6 +83,7 @@ class LoopTokenResult:
             "expires_at": self.expires_at,
             "revoked": self.revoked,
             "warnings": self.warnings,
+            "reason": self.reason,
         }
 
 
@@ -96,6 +103,16 @@ def user_token(settings: Settings, environ: Mapping[str, str]) -> Secret | None:
 
 def _expired(expires_at: str | None, today: date) -> bool:
     return expires_at is not None and date.fromisoformat(expires_at) <= today
+
+
+def unsealed(variable: Mapping[str, Any]) -> list[str]:
+    """What ``GITLAB_TOKEN`` lacks of masked, hidden and protected ([] when nothing).
+
+    A GitLab older than 17.4 has no hidden variables (no ``hidden`` in its answers): there,
+    masked and protected is the most it keeps.
+    """
+    wanted = ("masked", "hidden", "protected") if "hidden" in variable else ("masked", "protected")
+    return [flag for flag in wanted if variable.get(flag) is not True]
 
 
 def ensure_loop_token(
@@ -140,12 +157,17 @@ def ensure_loop_token(
     name = token_name(settings)
     current = next((t for t in tokens if str(t.id) == stored_id), None)
     alive = current is not None and current.active and not _expired(current.expires_at, today)
-    if stored is not None and current is not None and alive:
+    lacks = unsealed(stored) if stored is not None else []
+    if stored is not None and current is not None and alive and not lacks:
         result.token_id, result.expires_at = current.id, current.expires_at
         if not dry_run:  # e.g. the loser of two concurrent installs
             _revoke_leftovers(gitlab, group_id, tokens, name, current.id, result, report)
         return result
     result.action = "created" if stored is None and current is None else "replaced"
+    if lacks:
+        result.reason = f"{TOKEN_VARIABLE} is not {' and '.join(lacks)}"
+    elif result.action == "replaced":
+        result.reason = "the stored token is revoked, expired or gone"
     if dry_run:
         return result
     expires = (today + timedelta(days=settings.rotation.token_lifetime_days)).isoformat()
@@ -163,6 +185,9 @@ def ensure_loop_token(
         )
         _warn(result, report)
         return result
+    if lacks:
+        _unseal(gitlab, project.id, result, report)
+        stored = None
     _write(gitlab, project.id, issued.token, str(issued.info.id), stored, id_var)
     result.token_id, result.expires_at = issued.info.id, issued.info.expires_at
     report.info(
@@ -201,14 +226,29 @@ def _store_given(
     report: Reporter,
 ) -> LoopTokenResult:
     mark = fingerprint(given)
-    if stored is not None and stored_id == mark:
+    lacks = unsealed(stored) if stored is not None else []
+    if stored is not None and stored_id == mark and not lacks:
         return result
     result.action = "stored"
+    if lacks:
+        result.reason = f"{TOKEN_VARIABLE} is not {' and '.join(lacks)}"
     if not dry_run:
         id_var = {"value": stored_id} if stored_id else None
+        if lacks:
+            _unseal(gitlab, project.id, result, report)
+            stored = None
         _write(gitlab, project.id, given, mark, stored, id_var)
         report.info(f"Stored {result.kind} as {result.variable} (masked, hidden, protected)")
     return result
+
+
+def _unseal(gitlab: GitLab, project_id: int, result: LoopTokenResult, report: Reporter) -> None:
+    """Delete a ``GITLAB_TOKEN`` that is not masked, hidden and protected, so that it can be
+    created as one (no PUT can hide it). From here until the create, the variable is
+    missing: the job cannot run and ``status`` says the loop is locked out, and the next
+    install, seeing no variable, stores a token again."""
+    gitlab.delete_project_variable(project_id, TOKEN_VARIABLE)
+    report.info(f"Deleted {result.variable} ({result.reason}), to create it hidden")
 
 
 def _write(
@@ -219,8 +259,21 @@ def _write(
     stored: dict[str, Any] | None,
     id_var: dict[str, Any] | None,
 ) -> None:
-    """The value first, then its id: a crash in between leaves a usable token stored."""
-    gitlab.set_secret_variable(project_id, TOKEN_VARIABLE, token, exists=stored is not None)
+    """Write the token and its id so that a crash in between is repaired by the next run.
+
+    The next run keeps a stored token only when the variable exists and the id names an
+    active token. So over an existing variable the value goes first (a crash leaves the id
+    of the replaced, dead token: replaced again); into a missing one the id goes first (a
+    crash leaves no variable: stored again). The other order would leave a new value under
+    an old, still active id: kept, and the new token revoked as a leftover.
+    """
+    if stored is None:
+        gitlab.set_project_variable(
+            project_id, TOKEN_ID_VARIABLE, token_id, exists=id_var is not None
+        )
+        gitlab.set_secret_variable(project_id, TOKEN_VARIABLE, token, exists=False)
+        return
+    gitlab.set_secret_variable(project_id, TOKEN_VARIABLE, token, exists=True)
     gitlab.set_project_variable(project_id, TOKEN_ID_VARIABLE, token_id, exists=id_var is not None)
 
 
@@ -308,30 +361,69 @@ def renew_own_token(
     return RenewResult("renewed", reason, expires_at, issued.info.expires_at)
 
 
-def loop_token_problem(
-    settings: Settings, gitlab: GitLab, group_id: int, project_id: int, today: date
-) -> tuple[str | None, str | None]:
-    """``(what locks the loop out or None, the loop token's expiry)`` (``status``)."""
+@dataclass
+class LoopTokenCheck:
+    """What ``status`` found about the loop's token (never its value)."""
+
+    #: What locks the loop out (None: nothing found).
+    problem: str | None = None
+    #: The group access token's expiry (None: unknown or never).
+    expires_at: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_loop_token(
+    settings: Settings,
+    gitlab: GitLab,
+    group_id: int,
+    project_id: int,
+    today: date,
+    *,
+    can_list: bool = True,
+) -> LoopTokenCheck:
+    """The loop token as ``status`` sees it: missing or dead locks the loop out; a variable
+    that is not masked, hidden and protected, or a token this user may not look up, warns.
+
+    ``can_list`` is False when the user is not the group's Owner: GitLab lists a group's
+    access tokens only to those who ``admin_group`` (``read_resource_access_tokens`` in
+    ``app/policies/group_policy.rb``; others get 401 from ``lib/api/resource_access_tokens.rb``).
+    """
+    check = LoopTokenCheck()
     stored = gitlab.project_variable(project_id, TOKEN_VARIABLE)
     path = ops_project(settings)
     if stored is None:
-        return (
-            f"{path} has no CI/CD variable {TOKEN_VARIABLE}: the scheduled rotation is locked out",
-            None,
+        check.problem = (
+            f"{path} has no CI/CD variable {TOKEN_VARIABLE}: the scheduled rotation is locked out"
+        )
+        return check
+    lacks = unsealed(stored)
+    if lacks:
+        check.warnings.append(
+            f"{path}/{TOKEN_VARIABLE} is not {' and '.join(lacks)}: its value is readable by "
+            "the project's Maintainers or given to unprotected refs; run `bootstrap install`: "
+            "it replaces it with a new token in a masked, hidden, protected variable"
         )
     id_var = gitlab.project_variable(project_id, TOKEN_ID_VARIABLE)
     stored_id = str(id_var.get("value") or "") if id_var else ""
     if not stored_id.isdigit():
-        return None, None  # a user-given token: GitLab does not list it here
+        return check  # a user-given token: GitLab does not list it here
+    if not can_list:
+        check.warnings.append(
+            f"the loop's group access token #{stored_id} ({path}/{TOKEN_VARIABLE}) was not "
+            f"checked: only Owners of {settings.gitlab.group} may list its access tokens; run "
+            "status with an Owner's token to see whether it is active and when it expires"
+        )
+        return check
     tokens: list[AccessToken] = gitlab.group_access_tokens(group_id)
     current = next((t for t in tokens if t.id == int(stored_id)), None)
     if current is None or not current.active or _expired(current.expires_at, today):
-        return (
+        check.problem = (
             f"the loop's group access token #{stored_id} in {path}/{TOKEN_VARIABLE} is "
-            "revoked, expired or gone: the scheduled rotation is locked out",
-            None,
+            "revoked, expired or gone: the scheduled rotation is locked out"
         )
-    return None, current.expires_at
+        return check
+    check.expires_at = current.expires_at
+    return check
 
 
 def remove_loop_token(

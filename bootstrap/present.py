@@ -188,12 +188,13 @@ def _loop_token_line(result: LoopTokenResult, *, dry_run: bool) -> str:
         return f"Loop token: not set ({result.warnings[0] if result.warnings else result.action})"
     verb = {
         "created": "create a group access token (Owner, api) and store it",
-        "replaced": "replace the dead loop token with a new group access token and store it",
+        "replaced": "replace the loop token with a new group access token and store it",
         "stored": f"store {result.kind}",
     }[result.action]
+    why = f" ({result.reason})" if result.reason else ""
     if dry_run:
-        return f"Loop token: would {verb} as {where}"
-    return f"Loop token: {token}{expiry} stored as {where}"
+        return f"Loop token: would {verb} as {where}{why}"
+    return f"Loop token: {token}{expiry} stored as {where}{why}"
 
 
 def rotate_text(result: RotateResult) -> str:

@@ -35,7 +35,7 @@ from bootstrap.gitlab import MAINTAINER, SCOPE_READ, GitLab, Runner, parse_time
 from bootstrap.inputs import load_credentials
 from bootstrap.kube import Kube, rollout_verdict
 from bootstrap.lock import Holder, read_holder
-from bootstrap.looptoken import loop_token_problem
+from bootstrap.looptoken import check_loop_token
 from bootstrap.ops import ops_project
 from bootstrap.plan import Change, decide
 from bootstrap.render import names as n
@@ -458,16 +458,24 @@ def _loop_token_problems(ctx: Context, now: datetime, expiring: list[str]) -> li
     project_id = project.id
     repair = "run `bootstrap install`: it creates a new group access token and stores it"
     try:
-        problem, expires_at = loop_token_problem(
-            ctx.settings, ctx.gitlab, ctx.group_id, project_id, now.date()
+        check = check_loop_token(
+            ctx.settings, ctx.gitlab, ctx.group_id, project_id, now.date(), can_list=ctx.is_owner
         )
     except GitLabError as exc:
         if exc.status not in (401, 403):
             raise
-        ctx.warn(f"cannot check the rotation job's token (it needs a group Owner): {exc}")
+        # Not the token's fault: this user may not read what the check reads.
+        ctx.warn(
+            f"the rotation job's token was not checked: GitLab answered {exc.status} to "
+            "reading it (listing a group's access tokens needs its Owner, the ops project's "
+            "CI/CD variables a Maintainer)"
+        )
         return []
-    if problem is not None:
-        return [Problem("gitlab", problem, repair)]
+    for warning in check.warnings:
+        ctx.warn(warning)
+    if check.problem is not None:
+        return [Problem("gitlab", check.problem, repair)]
+    expires_at = check.expires_at
     if expires_at is None:
         return []
     left = date.fromisoformat(expires_at) - now.date()

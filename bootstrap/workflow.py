@@ -87,6 +87,12 @@ class Context:
         """Whether GitLab shows runners' maintenance notes to this user: only to who may
         update the runner (``RunnerDetails``: ``can?(:update_runner)``), i.e. the group's
         Owners and admins. Unknown roles count as Owners (their notes read as empty)."""
+        return self.is_owner
+
+    @property
+    def is_owner(self) -> bool:
+        """The token's user is the group's Owner or an admin (an unchecked role counts as
+        one): who may update the group's runners and list its access tokens."""
         return self.role in ("", "Owner", "administrator")
 
 

@@ -820,6 +820,38 @@ def test_project_variables(fake_gitlab: FakeGitLab) -> None:
     assert [v.key for v in fake_gitlab.project(TEMPLATES).variables] == ["GITLAB_TOKEN", "HIDDEN"]
 
 
+def test_no_update_hides_a_variable_and_a_hidden_one_keeps_its_mask(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    """``lib/api/ci/variables.rb``: the PUT declares neither ``hidden`` nor
+    ``masked_and_hidden``; ``Ci::HidableVariable`` refuses a masked change on a hidden one."""
+    fake_gitlab.add_project(TEMPLATES, FILES)
+    project = client(fake_gitlab).projects.get(TEMPLATES)
+    project.variables.create({"key": "PLAIN", "value": "glpat-plain-value-123"})
+    updated = project.variables.update(
+        "PLAIN", {"masked_and_hidden": True, "hidden": True, "masked": True, "protected": True}
+    )
+    # Masked and protected now, but still shown: only a new variable can be hidden.
+    assert (updated["hidden"], updated["masked"], updated["protected"]) == (False, True, True)
+    assert updated["value"] == "glpat-plain-value-123"
+
+    project.variables.create(
+        {"key": "HIDDEN", "value": "glpat-hidden-value-45", "masked_and_hidden": True}
+    )
+    with pytest.raises(gitlab.GitlabUpdateError) as caught:
+        project.variables.update("HIDDEN", {"masked": False})
+    assert (caught.value.response_code, caught.value.error_message) == (
+        400,
+        {"base": ["Updating masked attribute is not allowed on updates for hidden variables."]},
+    )
+    renewed = project.variables.update(
+        "HIDDEN", {"value": "glpat-hidden-value-67", "masked": True, "protected": True}
+    )
+    assert (renewed["value"], renewed["hidden"], renewed["protected"]) == (None, True, True)
+    [stored] = [v for v in fake_gitlab.project(TEMPLATES).variables if v.key == "HIDDEN"]
+    assert stored.value == "glpat-hidden-value-67"  # what the job receives
+
+
 def test_project_variables_need_maintainer(fake_gitlab: FakeGitLab) -> None:
     fake_gitlab.add_project(TEMPLATES, FILES)
     fake_gitlab.add_variable(TEMPLATES, "GITLAB_TOKEN", "glpat-secret-value-123", masked=True)

@@ -7,7 +7,7 @@ import tomllib
 from typing import Any
 
 from tests.e2e.conftest import Target
-from tests.fakes.fixtures import OWNER_API_TOKEN
+from tests.fakes.fixtures import OWNER_API_TOKEN, READER_TOKEN
 
 OPS = "mygroup/gitlab-eci-bootstrap"
 ROTATOR = "gitlab-runner-rotator"
@@ -189,3 +189,35 @@ def test_the_done_count_includes_the_loop_token(target: Target) -> None:
     report = json.loads(replaced.stdout)
     assert report["schedule"]["token"]["action"] == "replaced"
     assert report["summary_by_system"]["gitlab"] == {"create": 0, "update": 1, "unchanged": 5}
+
+
+def test_status_with_a_maintainer_token_checks_what_a_maintainer_may_read(
+    target: Target,
+) -> None:
+    _loop(target)
+    target.gitlab.set_token_expiry(30 * 86400)
+    assert target.run("install").exit_code == 0
+    [loop_token] = target.gitlab.access_tokens.active("mygroup")
+    target.gitlab.add_member("mygroup", "reader", 40)  # Maintainer
+    target.token = READER_TOKEN
+    target.gitlab.clear_log()
+
+    result = target.run("status")
+
+    # Healthy: GitLab does not list a group's access tokens to a Maintainer (401), which is
+    # no fault of GITLAB_TOKEN; status says what it did not check and does not ask.
+    assert result.exit_code == 0, result.output
+    assert (
+        f"the loop's group access token #{loop_token.id} ({OPS}/GITLAB_TOKEN) was not checked: "
+        "only Owners of mygroup may list its access tokens"
+    ) in result.stderr
+    assert "rejected GITLAB_TOKEN" not in result.output
+    assert not [r for r in target.gitlab.requests() if "/access_tokens" in r.path]
+
+    # What a Maintainer may read is still checked: the ops project's variables.
+    with target.gitlab.lock:
+        project = target.gitlab.projects_api.get(OPS)
+        project.variables = [v for v in project.variables if v.key != "GITLAB_TOKEN"]
+    locked_out = target.run("status")
+    assert locked_out.exit_code == 3, locked_out.output
+    assert f"{OPS} has no CI/CD variable GITLAB_TOKEN" in locked_out.output

@@ -383,3 +383,138 @@ def test_uninstall_deletes_the_ops_project_only_when_asked(target: Target) -> No
     assert f"deleted the ops project {OPS}" in result.output
     assert target.gitlab.projects_api.find(OPS) is None
     assert target.gitlab.access_tokens.active("mygroup") == []
+
+
+def _install_then_drop_the_token_variable(target: Target) -> PersonalAccessToken:
+    """Install, then delete GITLAB_TOKEN as someone in the web UI would; the loop's token."""
+    _install(target, expiry_days=30)
+    token = _loop_token(target)
+    with target.gitlab.lock:
+        project = target.gitlab.projects_api.get(OPS)
+        project.variables = [v for v in project.variables if v.key != "GITLAB_TOKEN"]
+    return token
+
+
+def test_install_replaces_a_loop_token_variable_that_is_not_hidden(target: Target) -> None:
+    # As an older version (or a person) left it: the same token, masked, but not hidden nor
+    # protected. GitLab's PUT cannot hide it (lib/api/ci/variables.rb).
+    old = _install_then_drop_the_token_variable(target)
+    target.gitlab.add_variable(OPS, "GITLAB_TOKEN", old.token, masked=True)
+
+    warned = target.run("status")
+    assert warned.exit_code == 0, warned.output
+    assert f"{OPS}/GITLAB_TOKEN is not hidden and protected" in warned.stderr
+    assert "run `bootstrap install`: it replaces it" in warned.stderr
+    plan = target.run("install", "--dry-run")
+    assert "would replace the loop token" in plan.output
+    assert "(GITLAB_TOKEN is not hidden and protected)" in plan.output
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    variable = _variable(target, "GITLAB_TOKEN")
+    assert (variable.masked, variable.hidden, variable.protected) == (True, True, True)
+    new = _loop_token(target)
+    assert new.active
+    assert new.id != old.id
+    assert not old.active  # its value was readable: revoked, not kept
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_ID").value == str(new.id)
+    assert new.token not in result.output
+    assert old.token not in result.output
+    target.gitlab.clear_log()
+    assert target.run("install").exit_code == 0
+    assert target.gitlab_writes() == []
+    assert "is not hidden" not in target.run("status").output
+
+
+def test_a_crash_between_deleting_and_creating_the_variable_is_reported_and_repaired(
+    target: Target,
+) -> None:
+    old = _install_then_drop_the_token_variable(target)
+    target.gitlab.add_variable(OPS, "GITLAB_TOKEN", old.token, masked=True, protected=True)
+    projects = f"/projects/{target.gitlab.project(OPS).id}/variables$"
+    target.gitlab.inject("500", match=("POST", projects))  # the create, after the delete
+
+    crashed = target.run("install")
+
+    assert crashed.exit_code == 3, crashed.output
+    assert "GITLAB_TOKEN" not in {v.key for v in target.gitlab.project(OPS).variables}
+    status = target.run("status")
+    assert status.exit_code == 3, status.output
+    assert f"{OPS} has no CI/CD variable GITLAB_TOKEN" in status.output
+    assert "run `bootstrap install`" in status.output
+
+    repaired = target.run("install")
+
+    assert repaired.exit_code == 0, repaired.output
+    new = _loop_token(target)
+    assert _variable(target, "GITLAB_TOKEN").hidden
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_ID").value == str(new.id)
+    # The exposed token and the one the crash left nobody holding are revoked.
+    assert [t.id for t in target.gitlab.access_tokens.active("mygroup")] == [new.id]
+    assert target.run("status").exit_code == 0
+
+
+def test_a_variable_deleted_by_hand_is_restored_and_a_failed_id_write_heals(
+    target: Target,
+) -> None:
+    old = _install_then_drop_the_token_variable(target)
+    # The id's write fails on every attempt (an idempotent PUT is retried).
+    for _ in range(3):  # each fault fires on the next matching request after the last one's
+        target.gitlab.inject("500", match=("PUT", "/variables/BOOTSTRAP_LOOP_TOKEN_ID$"))
+
+    failed = target.run("install")
+
+    assert failed.exit_code == 3, failed.output
+    repaired = target.run("install")
+    assert repaired.exit_code == 0, repaired.output
+    # The stored value is the token the id names, and it is the only active one: a new
+    # value under the old (still active) id would have been kept, and itself revoked.
+    new = _loop_token(target)
+    assert new.active
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_ID").value == str(new.id)
+    assert [t.id for t in target.gitlab.access_tokens.active("mygroup")] == [new.id]
+    assert not old.active
+    assert target.run("status").exit_code == 0
+
+
+def test_the_job_warns_before_a_persons_stored_token_expires(
+    target: Target, tmp_path: Path
+) -> None:
+    """``lib/api/resource_access_tokens/self_rotation.rb``: ``not_allowed!`` (405) unless the
+    token is a personal access token of a project bot. A person's token cannot renew itself
+    there: the job warns, changes nothing, and succeeds."""
+    target.gitlab.access_tokens.available = False
+    target.gitlab.set_token_expiry(30 * DAY)
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    target.extra_env["LOOP_TOKEN"] = OWNER_API_TOKEN
+    assert target.run("install", "--schedule-token-env", "LOOP_TOKEN").exit_code == 0
+    person = target.gitlab.tokens[OWNER_API_TOKEN]
+    person.expires_at = date.today() + timedelta(days=3)  # within rotate_before (7d)
+    target.gitlab.clear_log()
+
+    result = Job(target, tmp_path).run()
+
+    assert result.exit_code == 0, result.output
+    print(result.output)
+    [rotate] = target.gitlab.requests("POST", f"/api/v4/groups/{_group(target)}/access_tokens")
+    assert rotate.path.endswith("/self/rotate")
+    assert rotate.status == 405
+    expires = person.expires_at.isoformat()
+    warning = (
+        f"GITLAB_TOKEN of {OPS} is not a group access token and expires on {expires}: "
+        "replace it (rerun `bootstrap install`)"
+    )
+    assert warning in result.stderr
+    assert "loop token: not a group access token" in result.stdout
+    assert person.active
+    assert _variable(target, "GITLAB_TOKEN").value == OWNER_API_TOKEN
+    assert [r.path for r in target.gitlab.writes() if "/variables" in r.path] == []
+    assert OWNER_API_TOKEN not in result.output
+
+
+def _group(target: Target) -> int:
+    group = target.gitlab.find_group("mygroup")
+    assert group is not None
+    return group.id

@@ -1822,6 +1822,10 @@ class ProjectsApi:
         return self.fake.json(self._variable_json(self._variable(call, project)))
 
     def _create_variable(self, call: Call) -> Response:
+        """``post ':id/variables'``: ``masked_and_hidden`` sets both ``masked`` and ``hidden``
+        (``Ci::ChangeVariableService#create_variable_params``); ``hidden`` itself is not a
+        parameter. The answer, like every read, has no value for a hidden variable
+        (``Entities::Ci::Variable`` through ``Ci::VariableValue``)."""
         project = self._project(call, MAINTAINER)
         args = call.args()
         missing = [k for k in ("key", "value") if args.get(k) is None]
@@ -1838,11 +1842,19 @@ class ProjectsApi:
         return self.fake.json(self._variable_json(variable), 201)
 
     def _update_variable(self, call: Call) -> Response:
+        """``put ':id/variables/:key'`` (``lib/api/ci/variables.rb``) declares no ``hidden``
+        and no ``masked_and_hidden``: Grape drops them, so no PUT makes a variable hidden.
+        ``Ci::HidableVariable#validate_masked_and_hidden_on_update`` refuses a change of
+        ``masked`` on a hidden one (400, ``base``)."""
         project = self._project(call, MAINTAINER)
         variable = self._variable(call, project)
         updated = copy.deepcopy(variable)
         self._variable_attrs(updated, {k: v for k, v in call.args().items() if k != "key"})
         errors = self._variable_errors(project, updated, variable)
+        if variable.hidden and updated.masked != variable.masked:
+            errors.setdefault("base", []).append(
+                "Updating masked attribute is not allowed on updates for hidden variables."
+            )
         if errors:
             raise validation_error(errors)
         project.variables[project.variables.index(variable)] = updated
