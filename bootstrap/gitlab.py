@@ -161,7 +161,7 @@ class NewToken:
     """A token GitLab just issued: shown once, never readable again."""
 
     runner_id: int
-    token: str
+    token: Secret
     expires_at: str | None
 
     def __repr__(self) -> str:
@@ -547,7 +547,7 @@ class GitLab:
             "create runner", lambda: self._gl.http_post("/user/runners", post_data=body), write=True
         )
         data = _object(data)
-        return NewToken(int(data["id"]), str(data["token"]), data.get("token_expires_at"))
+        return NewToken(int(data["id"]), Secret(str(data["token"])), data.get("token_expires_at"))
 
     def create_project_runner(self, project_id: int, attributes: dict[str, Any]) -> NewToken:
         """``POST /user/runners`` for a project runner (a Maintainer of the project may).
@@ -559,7 +559,7 @@ class GitLab:
             write=True,
         )
         data = _object(data)
-        return NewToken(int(data["id"]), str(data["token"]), data.get("token_expires_at"))
+        return NewToken(int(data["id"]), Secret(str(data["token"])), data.get("token_expires_at"))
 
     def project_runners(self, project_id: int) -> list[Runner]:
         """The project's own runners (``GET /projects/:id/runners?type=project_type``)."""
@@ -577,17 +577,20 @@ class GitLab:
         data = _object(data)
         return Runner.from_api(data)
 
-    def verify_token(self, token: str, system_id: str) -> bool:
+    def verify_token(self, token: Secret, system_id: str) -> bool:
         """Whether a runner token is valid (``POST /runners/verify``: 200 yes, 403 no).
 
         GitLab records a contact for ``system_id``: pass the runner's own stable id so no
         phantom runner manager appears.
         """
+        expect_secret(token, "token")
         try:
             self._call(
                 "verify runner token",
                 lambda: self._gl.http_post(
-                    "/runners/verify", post_data={"token": token, "system_id": system_id}
+                    "/runners/verify",
+                    # the boundary: python-gitlab sends it
+                    post_data={"token": token.reveal(), "system_id": system_id},
                 ),
                 write=False,
             )
@@ -605,24 +608,26 @@ class GitLab:
             write=True,
         )
         data = _object(data)
-        return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
+        return NewToken(runner_id, Secret(str(data["token"])), data.get("token_expires_at"))
 
-    def reset_token_with_token(self, runner_id: int, current: str, system_id: str) -> NewToken:
+    def reset_token_with_token(self, runner_id: int, current: Secret, system_id: str) -> NewToken:
         """``POST /runners/reset_authentication_token`` with the current token. Not retried.
 
         GitLab authenticates this call as the runner itself: it records a contact for the
         manager ``system_id`` (``<legacy>`` when none is sent), so pass the runner's own.
         """
+        expect_secret(current, "current")
         data = self._call(
             f"reset token of runner #{runner_id} (with its current token)",
             lambda: self._gl.http_post(
                 "/runners/reset_authentication_token",
-                post_data={"token": current, "system_id": system_id},
+                # the boundary: python-gitlab sends it
+                post_data={"token": current.reveal(), "system_id": system_id},
             ),
             write=True,
         )
         data = _object(data)
-        return NewToken(runner_id, str(data["token"]), data.get("token_expires_at"))
+        return NewToken(runner_id, Secret(str(data["token"])), data.get("token_expires_at"))
 
     def runner_managers(self, runner_id: int) -> list[Manager] | None:
         """``GET /runners/:id/managers`` (Maintainers may read it); None when GitLab has no

@@ -521,7 +521,12 @@ def install(
 def _create_namespace(ctx: Context) -> Change:
     """Apply the namespace before anything else; returns its change for the report."""
     objects = render_objects(
-        ctx.settings, Credentials(Secret(PLACEHOLDER_TOKEN)), PLACEHOLDER_TOKEN, None, None, False
+        ctx.settings,
+        Credentials(Secret(PLACEHOLDER_TOKEN)),
+        Secret(PLACEHOLDER_TOKEN),
+        None,
+        None,
+        False,
     )
     [namespace] = [o for o in objects if o.kind == "Namespace"]
     check_permissions(ctx, [Change(namespace, "create")])
@@ -603,7 +608,9 @@ def _plan(
     # Render with the token we will end up with: the stored one when reused. A new token is
     # only known after the GitLab write, so the plan uses the stored one or a placeholder.
     plan_token = (
-        stored.token if runner_plan.action == "reuse" else (stored.token or PLACEHOLDER_TOKEN)
+        stored.token
+        if runner_plan.action == "reuse"
+        else (stored.token or Secret(PLACEHOLDER_TOKEN))
     )
     expires = (
         runner_plan.runner.token_expires_at if runner_plan.runner else None
@@ -642,7 +649,9 @@ def _plan_ops(
         plan = RunnerPlan("create", "no ops runner for this cluster and namespace yet")
     else:
         plan = plan_runner(ctx, stored, ops_kind(ctx, loop.project_id, loop.path))
-    token = stored.token if plan.action == "reuse" else (stored.token or PLACEHOLDER_OPS_TOKEN)
+    token = (
+        stored.token if plan.action == "reuse" else (stored.token or Secret(PLACEHOLDER_OPS_TOKEN))
+    )
     expires = (plan.runner.token_expires_at if plan.runner else None) or stored.expires_at
     return plan, OpsEntry(token, plan.runner_id, expires)
 
@@ -685,7 +694,7 @@ def _store_tokens(
     result, live, report = planned.result, planned.live, ctx.reporter
     stored = read_stored(live.get(f"Secret/{n.CONFIG_SECRET}"))
     runner = result.runner
-    token = new_token.token if new_token else (stored.token or PLACEHOLDER_TOKEN)
+    token = new_token.token if new_token else (stored.token or Secret(PLACEHOLDER_TOKEN))
     runner_id = new_token.runner_id if new_token else runner.runner_id
     expires = (
         new_token.expires_at

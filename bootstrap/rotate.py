@@ -323,8 +323,9 @@ def _rotate_entry(run: _Run, entry: int, secret: dict[str, Any] | None) -> Rotat
     if decision == "skip" and not run.dry_run and secret and _pod_is_behind(deploy, secret):
         # An earlier rotation stored the token but did not roll the pod: do it now, or the
         # runner keeps a revoked token in memory until it restarts.
-        config = secret_text(secret, "config.toml")
-        _roll(ctx, config_checksum(config, secret_text(secret, "ca.crt")))
+        _roll(
+            ctx, config_checksum(secret_text(secret, "config.toml"), secret_text(secret, "ca.crt"))
+        )
         result.reason += "; the runner pod was behind the Secret and was rolled"
         report.info("The runner pod ran an older config than the Secret: rolled it")
     if decision == "skip" or run.dry_run:
@@ -399,7 +400,7 @@ def _store(ctx: Context, secret: dict[str, Any], new: NewToken, entry: int) -> N
     ns = ctx.settings.kubernetes.namespace
     config = replace_token(secret_text(secret, "config.toml"), new.token, entry)
     data = dict(secret.get("data") or {})
-    data["config.toml"] = base64.b64encode(config.encode()).decode()
+    data["config.toml"] = base64.b64encode(config.reveal().encode()).decode()
     live = secret["metadata"].get("annotations") or {}
     annotations = {
         key: live[key] for keys in ENTRY_ANNOTATIONS.values() for key in keys if key in live
@@ -423,7 +424,7 @@ def _store(ctx: Context, secret: dict[str, Any], new: NewToken, entry: int) -> N
             hint="rerun `bootstrap rotate` (or install): it finds the dead token and resets again",
             status=exc.status,
         ) from exc
-    _roll(ctx, config_checksum(config, secret_text(secret, "ca.crt")))
+    _roll(ctx, config_checksum(config.reveal(), secret_text(secret, "ca.crt")))
 
 
 def _roll(ctx: Context, checksum: str) -> None:

@@ -331,7 +331,7 @@ def status(
     objects = render_objects(
         settings,
         local,
-        stored.token or PLACEHOLDER_TOKEN,
+        stored.token or Secret(PLACEHOLDER_TOKEN),
         runner_id,
         expires,
         image_cache_ok,

@@ -37,7 +37,12 @@ from bootstrap.plan import with_applied_hash
 from bootstrap.readiness import not_ready_reasons
 from bootstrap.render import KubeObject, Rendered, render
 from bootstrap.render import names as n
-from bootstrap.render.credentials import PLACEHOLDER_OPS_TOKEN, PLACEHOLDER_TOKEN, Credentials
+from bootstrap.render.credentials import (
+    NO_SECRET,
+    PLACEHOLDER_OPS_TOKEN,
+    PLACEHOLDER_TOKEN,
+    Credentials,
+)
 from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_token
 from bootstrap.report import Reporter
 from bootstrap.secret import Secret
@@ -53,7 +58,7 @@ IMAGE_CACHE_MISSING = (
 class Stored:
     """What the config Secret tells about the runner (the token is never printed)."""
 
-    token: str = ""
+    token: Secret = NO_SECRET
     runner_id: int | None = None
     expires_at: str | None = None
 
@@ -260,7 +265,7 @@ def read_stored(secret: dict[str, Any] | None, entry: int = GROUP_ENTRY) -> Stor
     raw_id = annotations.get(id_key, "")
     token = config_token(secret_text(secret, "config.toml"), entry)
     return Stored(
-        token="" if token in (PLACEHOLDER_TOKEN, PLACEHOLDER_OPS_TOKEN) else token,
+        token=NO_SECRET if token.reveal() in (PLACEHOLDER_TOKEN, PLACEHOLDER_OPS_TOKEN) else token,
         runner_id=int(raw_id) if raw_id.isdigit() else None,
         expires_at=annotations.get(expires_key) or None,
     )
@@ -501,7 +506,7 @@ def image_cache_supported(kube: Kube, settings: Settings) -> bool:
 class OpsEntry:
     """The ops project's rotation runner as config.toml and the Secret hold it."""
 
-    token: str
+    token: Secret
     runner_id: int | None
     expires_at: str | None
 
@@ -537,7 +542,7 @@ def desired_objects(
 def render_objects(
     settings: Settings,
     local: Credentials,
-    token: str,
+    token: Secret,
     runner_id: int | None,
     expires_at: str | None,
     image_cache_ok: bool,
@@ -549,7 +554,11 @@ def render_objects(
     """
     ops = ops if ops is not None and settings.rotation.in_cluster else None
     creds = Credentials(
-        **{**local.__dict__, "runner_token": token, "ops_runner_token": ops.token if ops else ""}
+        **{
+            **local.__dict__,
+            "runner_token": token,
+            "ops_runner_token": ops.token if ops else NO_SECRET,
+        }
     )
     rendered = render(settings, creds, image_cache_supported=image_cache_ok)
     return desired_objects(rendered, runner_id, expires_at, ops)

@@ -12,7 +12,7 @@ from typing import Any
 import tomli_w
 
 from bootstrap.config import Settings
-from bootstrap.render.credentials import Credentials
+from bootstrap.render.credentials import NO_SECRET, Credentials
 from bootstrap.render.names import (
     ARCH_LABEL,
     CACHE_DIR,
@@ -27,6 +27,7 @@ from bootstrap.render.names import (
     ops_runner_name,
     runner_name,
 )
+from bootstrap.secret import Secret
 
 ECI_WITH_EIP = "k8s.aliyun.com/eci-with-eip"
 
@@ -287,8 +288,9 @@ def render_config_toml(settings: Settings, credentials: Credentials) -> str:
 GROUP_ENTRY, OPS_ENTRY = 0, 1
 
 
-def replace_token(config_toml: str, token: str, entry: int = GROUP_ENTRY) -> str:
-    """The same config.toml with another token in one ``[[runners]]`` entry.
+def replace_token(config_toml: str, token: Secret, entry: int = GROUP_ENTRY) -> Secret:
+    """The same config.toml with another token in one ``[[runners]]`` entry (a Secret: it
+    holds the token).
 
     Serialised exactly as :func:`render_config_toml` does, so a rotated config is
     byte-identical to what ``install`` renders with the new token.
@@ -297,8 +299,8 @@ def replace_token(config_toml: str, token: str, entry: int = GROUP_ENTRY) -> str
     runners = doc.get("runners") or []
     if not 1 <= len(runners) <= 2 or entry >= len(runners):
         raise ValueError(f"expected entry {entry} of one or two [[runners]], found {len(runners)}")
-    runners[entry]["token"] = token
-    return HEADER + tomli_w.dumps(doc)
+    runners[entry]["token"] = token.reveal()  # written into config.toml
+    return Secret(HEADER + tomli_w.dumps(doc))
 
 
 def config_problem(config_toml: str, entry: int = GROUP_ENTRY) -> str | None:
@@ -318,10 +320,10 @@ def config_problem(config_toml: str, entry: int = GROUP_ENTRY) -> str | None:
     return None
 
 
-def config_token(config_toml: str, entry: int = GROUP_ENTRY) -> str:
-    """The token of one ``[[runners]]`` entry in a config.toml ('' when there is none)."""
+def config_token(config_toml: str, entry: int = GROUP_ENTRY) -> Secret:
+    """The token of one ``[[runners]]`` entry in a config.toml (empty when there is none)."""
     try:
         runners = tomllib.loads(config_toml).get("runners") or []
     except tomllib.TOMLDecodeError:
-        return ""
-    return str(runners[entry].get("token", "")) if len(runners) > entry else ""
+        return NO_SECRET
+    return Secret(str(runners[entry].get("token", ""))) if len(runners) > entry else NO_SECRET

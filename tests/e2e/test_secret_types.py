@@ -9,6 +9,7 @@ find is what the types alone keep out.
 
 from __future__ import annotations
 
+import base64
 import sys
 import traceback
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 
 from bootstrap.gitlab import GitLab
+from bootstrap.kube import Kube
+from bootstrap.render.names import CONFIG_SECRET
 from tests.e2e.conftest import Target
 
 
@@ -60,3 +63,48 @@ def test_a_bug_after_connecting_shows_no_gitlab_token_in_any_frame(
     assert "a planted bug" in text
     assert "token = Secret((secret))" in text
     assert target.token not in text
+
+
+def _fail_storing_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug when the config Secret with a new runner token is written, not before."""
+    real = Kube.apply
+
+    def apply(self: Kube, body: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if body.get("kind") == "Secret" and body["metadata"]["name"] == CONFIG_SECRET:
+            raise _Bug("a planted bug")
+        return real(self, body, *args, **kwargs)
+
+    monkeypatch.setattr(Kube, "apply", apply)
+
+
+def _seen(text: str, secret: str) -> bool:
+    """The secret raw, or base64-encoded on its own (a Secret object's data is the whole
+    config.toml encoded: the Kubernetes API takes it so, and it is not searched here)."""
+    return secret in text or base64.b64encode(secret.encode()).decode() in text
+
+
+@pytest.mark.parametrize("command", ["install", "install-again", "rotate"])
+def test_a_bug_after_gitlab_issued_a_runner_token_shows_it_in_no_frame(
+    target: Target, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    if command != "install":
+        assert target.run("install").exit_code == 0
+        stored = target.stored_token()
+        if command == "install-again":  # the Secret lost: install resets the runner's token
+            target.kube_delete("/api/v1/namespaces/gitlab-runner/secrets/" + CONFIG_SECRET)
+    shown = _locals_tracebacks(monkeypatch)
+    _fail_storing_the_config(monkeypatch)
+    extra = ["--force"] if command == "rotate" else []
+    result = target.run(command.removesuffix("-again"), "--debug", *extra)
+    assert result.exit_code == 1, result.output
+    [text] = shown
+    assert "a planted bug" in text
+    issued = target.gitlab.runner_tokens()
+    assert len(issued) == (1 if command == "install" else 2), "a new token was issued"
+    assert "token = Secret((secret))" in text
+    for secret in [*issued, target.token]:
+        assert not _seen(text, secret), f"{secret[:5]}… shows in a frame:\n" + "\n".join(
+            line for line in text.splitlines() if secret in line
+        )
+    if command == "rotate":
+        assert stored in issued[:1], "the old token, read from the Secret, is hidden too"

@@ -16,6 +16,7 @@ from bootstrap.config import NAS_MOUNT_OPTIONS, Settings
 from bootstrap.render import Credentials, names, render
 from bootstrap.render.objects import RUNNER_RULES
 from bootstrap.render.runner_config import GROUP_ENTRY, OPS_ENTRY, config_token, replace_token
+from bootstrap.secret import Secret
 from tests.conftest import DATA, make_settings
 
 KUBE_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
@@ -537,8 +538,8 @@ def test_without_in_cluster_rotation_there_is_no_rotator_and_no_ops_entry() -> N
 
 def test_a_token_is_replaced_in_its_own_entry_only() -> None:
     config = render(make_settings(), CREDS).config_toml
-    changed = replace_token(config, "glrt-new-ops-token-value", OPS_ENTRY)
-    assert config_token(changed, OPS_ENTRY) == "glrt-new-ops-token-value"
-    assert config_token(changed, GROUP_ENTRY) == CREDS.runner_token.reveal()
-    again = replace_token(changed, CREDS.ops_runner_token.reveal(), OPS_ENTRY)
-    assert again == config, "the same bytes install renders"
+    changed = replace_token(config, Secret("glrt-new-ops-token-value"), OPS_ENTRY)
+    assert config_token(changed.reveal(), OPS_ENTRY) == Secret("glrt-new-ops-token-value")
+    assert config_token(changed.reveal(), GROUP_ENTRY) == CREDS.runner_token
+    again = replace_token(changed.reveal(), CREDS.ops_runner_token, OPS_ENTRY)
+    assert again.reveal() == config, "the same bytes install renders"

@@ -166,14 +166,19 @@ def test_the_gitlab_connection_refuses_a_plain_str_token() -> None:
         gl.switch_token(TOKEN)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="the value of GITLAB_TOKEN must be a Secret"):
         gl.set_secret_variable(1, "GITLAB_TOKEN", TOKEN, exists=True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="token must be a Secret"):
+        gl.verify_token(TOKEN, "s_0123456789ab")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="current must be a Secret"):
+        gl.reset_token_with_token(1, TOKEN, "s_0123456789ab")  # type: ignore[arg-type]
     assert gl.calls.as_dict() == {"reads": 0, "writes": 0}, "refused before any request"
 
 
 #: Each line hands a plain str where the library takes a Secret; mypy must refuse every one.
 _PLAIN_STR_CALLS = """\
 from bootstrap.config import Settings
-from bootstrap.gitlab import GitLab
+from bootstrap.gitlab import GitLab, NewToken
 from bootstrap.install import install
+from bootstrap.render.runner_config import replace_token
 from bootstrap.report import QuietReporter
 from bootstrap.rotate import rotate
 from bootstrap.secret import Secret
@@ -186,6 +191,10 @@ token = "glpat-a-plain-string-token"
 gl = GitLab("https://gitlab.example.com", token)  # E
 gl.switch_token(token)  # E
 gl.set_secret_variable(1, "GITLAB_TOKEN", token, exists=False)  # E
+gl.verify_token(token, "s_0123456789ab")  # E
+gl.reset_token_with_token(1, token, "s_0123456789ab")  # E
+NewToken(1, token, None)  # E
+replace_token("", token)  # E
 connect(settings, token, reporter=QuietReporter())  # E
 install(settings, token=token, environ={})  # E
 rotate(settings, token=token)  # E
