@@ -216,14 +216,19 @@ def field_changes(old: Any, new: Any, path: str = "") -> list[str]:
     return [f"~ {path}: {_show(old, path)} -> {_show(new, path)}"]
 
 
-def _secret_values(body: dict[str, Any]) -> dict[str, str | None]:
-    """A Secret's values decoded (None when not UTF-8 text)."""
-    values: dict[str, str | None] = {}
+def _secret_values(body: dict[str, Any]) -> dict[str, str | bytes]:
+    """A Secret's values decoded: text when UTF-8, else the bytes (a binary value, say a
+    keystore, compares by its bytes: one binary value replaced by another is a change)."""
+    values: dict[str, str | bytes] = {}
     for key, value in (body.get("data") or {}).items():
         try:
-            values[key] = base64.b64decode(str(value)).decode()
-        except (ValueError, UnicodeDecodeError):
-            values[key] = None
+            raw = base64.b64decode(str(value))
+        except ValueError:
+            raw = str(value).encode()  # not base64 (the API refuses it): compared as sent
+        try:
+            values[key] = raw.decode()
+        except UnicodeDecodeError:
+            values[key] = raw
     values.update({k: str(v) for k, v in (body.get("stringData") or {}).items()})
     return values
 
@@ -251,11 +256,13 @@ def _secret_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _toml_changes(old: str | None, new: str | None) -> list[str] | None:
-    """Field changes between two TOML texts; None when one does not parse."""
+def _toml_changes(old: str | bytes | None, new: str | bytes) -> list[str] | None:
+    """Field changes between two TOML texts; None when one does not parse (or is binary)."""
+    if isinstance(old, bytes) or isinstance(new, bytes):
+        return None
     try:
         before = tomllib.loads(old) if old else {}
-        after = tomllib.loads(new or "")
+        after = tomllib.loads(new)
     except tomllib.TOMLDecodeError:
         return None
     return field_changes(before, after) or ["(comments or formatting only)"]

@@ -103,3 +103,36 @@ def test_an_unparsable_config_toml_is_only_said_to_change() -> None:
     old = _secret({"config.toml": "not [ toml"})
     new = _secret({"config.toml": _config(10, TOKEN, "1")})
     assert diff(new, old).splitlines() == [f'~ data["config.toml"]: {SENSITIVE} -> {SENSITIVE}']
+
+
+def _binary_secret(data: dict[str, bytes]) -> dict[str, Any]:
+    body = _secret({})
+    body["data"] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    return body
+
+
+#: Not UTF-8 (a keystore, a DER key): the plan once decoded both to None and saw no change.
+OLD_KEYSTORE = b"\xfe\xed\xfe\xed\x00\x00\x00\x02old-keystore-secret\xff"
+NEW_KEYSTORE = b"\xfe\xed\xfe\xed\x00\x00\x00\x02new-keystore-secret\xff"
+
+
+def test_a_binary_value_replaced_by_another_is_a_redacted_change() -> None:
+    old = _binary_secret({"keystore.jks": OLD_KEYSTORE, "config.toml": b"\xff\x00"})
+    new = _binary_secret({"keystore.jks": NEW_KEYSTORE, "config.toml": b"\xff\x01"})
+
+    text = diff(new, old)
+
+    assert text.splitlines() == [
+        f'~ data["config.toml"]: {SENSITIVE} -> {SENSITIVE}',
+        f'~ data["keystore.jks"]: {SENSITIVE} -> {SENSITIVE}',
+    ]
+    assert "keystore-secret" not in text
+    assert base64.b64encode(OLD_KEYSTORE).decode()[:16] not in text
+    assert base64.b64encode(NEW_KEYSTORE).decode()[:16] not in text
+
+
+def test_an_unchanged_binary_value_and_text_turned_binary() -> None:
+    same = _binary_secret({"keystore.jks": OLD_KEYSTORE})
+    assert diff(same, _binary_secret({"keystore.jks": OLD_KEYSTORE})) == ""
+    text = _secret({"keystore.jks": "plain text"})
+    assert diff(same, text).splitlines() == [f'~ data["keystore.jks"]: {SENSITIVE} -> {SENSITIVE}']
