@@ -5,7 +5,7 @@ Nothing here reads files, the environment or the network; the callers pass every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ class Rendered:
     """Everything ``install`` applies, in dependency order."""
 
     objects: list[KubeObject]
-    config_toml: str
+    config_toml: str = field(repr=False)  # holds the runner token
     checksum: str
 
     def by_ref(self) -> dict[tuple[str, str | None, str], KubeObject]:

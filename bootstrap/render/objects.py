@@ -36,12 +36,21 @@ RUNNER_RULES: list[dict[str, Any]] = [
 GRACE_MARGIN_SECONDS = 30
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KubeObject:
-    """One object to apply, with the wave it belongs to (lower waves are applied first)."""
+    """One object to apply, with the wave it belongs to (lower waves are applied first).
+
+    The ``repr`` of a Secret names it only: its data holds credentials (base64).
+    """
 
     body: dict[str, Any]
     wave: int
+
+    def __repr__(self) -> str:
+        if self.is_secret:
+            where = f" in {self.namespace}" if self.namespace else ""
+            return f"KubeObject({self.ref}{where}, wave={self.wave}, data not shown)"
+        return f"KubeObject(body={self.body!r}, wave={self.wave})"
 
     @property
     def api_version(self) -> str:

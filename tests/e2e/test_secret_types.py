@@ -108,3 +108,23 @@ def test_a_bug_after_gitlab_issued_a_runner_token_shows_it_in_no_frame(
         )
     if command == "rotate":
         assert stored in issued[:1], "the old token, read from the Secret, is hidden too"
+
+
+@pytest.mark.parametrize("command", ["status", "install"])
+def test_a_bug_while_rendering_with_the_stored_token_shows_it_in_no_frame(
+    target: Target, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    assert target.run("install").exit_code == 0
+    stored = target.stored_token()
+    shown = _locals_tracebacks(monkeypatch)
+    # The rendered config.toml (Rendered) and the objects (KubeObject) are in the frames.
+    monkeypatch.setattr("bootstrap.workflow.desired_objects", _raise)
+    result = target.run(command, "--debug")
+    assert result.exit_code == 1, result.output
+    [text] = shown
+    assert "rendered = Rendered(objects=[KubeObject(" in text
+    assert (
+        "KubeObject(Secret/gitlab-runner-config in gitlab-runner, wave=1, data not shown)" in text
+    )
+    assert not _seen(text, stored)
+    assert not _seen(text, target.token)
