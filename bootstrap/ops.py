@@ -8,10 +8,13 @@
   creates projects with "minimum role to use pipeline variables: no one allowed", and
   schedule variables then answer 403 even to an Owner.
 - ``tool/bootstrap/**``: this package's own source, at the version that runs ``install``, and
-  ``tool/requirements.txt``: its dependencies. The job installs them with pip (so a
-  self-managed GitLab whose runners reach only a PyPI mirror works: pip obeys
-  ``PIP_INDEX_URL``) and runs ``PYTHONPATH=tool python3 -m bootstrap rotate``. No package
-  registry, no wheel build, no network access to this repository is needed.
+  ``tool/requirements.txt``: the package's lock (``bootstrap/requirements.lock``, written
+  by ``scripts/lock``): every dependency, transitive ones included, ``==`` one version, with
+  the sha256 of each wheel the job image may install. The job installs exactly that set
+  (``pip install --require-hashes --only-binary=:all:``; a self-managed GitLab whose runners
+  reach only a PyPI mirror works: pip obeys ``PIP_INDEX_URL``) and runs
+  ``PYTHONPATH=tool python3 -m bootstrap rotate``. No package registry, no wheel build, no
+  network access to this repository is needed.
 
 The files are compared by git blob hash (no download). The same version writes nothing; a
 new version makes exactly one commit. Only ``.gitlab-ci.yml`` and ``tool/`` are the tool's:
@@ -40,17 +43,12 @@ TOOL_DIR = "tool/"
 JOB = "rotate-runner-token"
 #: The image of the rotation job: the Python the tool is tested with.
 JOB_IMAGE = "python:3.11.11-slim-bookworm"
-#: The package's dependencies (pyproject.toml ``[project] dependencies``; a test keeps them
-#: equal), as ``tool/requirements.txt`` for the job's ``pip install -r``.
-REQUIREMENTS = (
-    "click>=8.2,<9",
-    "pydantic>=2.13.5,<3",
-    "python-gitlab>=4.4,<9",
-    "kubernetes>=37,<38",
-    "jinja2>=3.1,<4",
-    "pyyaml>=6.0.3,<7",
-    "tomli-w>=1.0,<2",
-    "tzdata>=2020.1",
+#: The lock of the package's dependencies (scripts/lock), shipped inside the package.
+LOCK_FILE = "requirements.lock"
+#: How the job installs it: exactly the locked versions and wheels, or nothing.
+PIP_INSTALL = (
+    "python3 -m pip install --quiet --disable-pip-version-check --require-hashes"
+    " --only-binary=:all: -r tool/requirements.txt"
 )
 
 
@@ -100,7 +98,7 @@ def job_variables(settings: Settings) -> dict[str, str]:
 def job_script() -> list[str]:
     """The rotation job's script lines (the end-to-end test runs exactly these)."""
     return [
-        "python3 -m pip install --quiet --disable-pip-version-check -r tool/requirements.txt",
+        PIP_INSTALL,
         "PYTHONPATH=tool python3 -m bootstrap rotate"
         ' --if-expiring-within "$BOOTSTRAP_ROTATE_BEFORE"',
     ]
@@ -151,7 +149,8 @@ def pipeline_file(settings: Settings) -> str:
 
 
 def tool_files() -> dict[str, str]:
-    """This package's source tree as ``tool/bootstrap/...``, and ``tool/requirements.txt``."""
+    """This package's source tree as ``tool/bootstrap/...``, and its lock as
+    ``tool/requirements.txt`` (once: not in the tree as well)."""
     root = Path(bootstrap.__file__).parent
     files: dict[str, str] = {}
     # ci_templates is a symlink in a source checkout: follow it, as the wheel build does.
@@ -159,9 +158,10 @@ def tool_files() -> dict[str, str]:
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
         for name in sorted(names):
             path = Path(directory, name)
-            if path.suffix != ".pyc":
-                files[f"{TOOL_DIR}bootstrap/{path.relative_to(root).as_posix()}"] = path.read_text()
-    files[f"{TOOL_DIR}requirements.txt"] = "\n".join(REQUIREMENTS) + "\n"
+            relative = path.relative_to(root).as_posix()
+            if path.suffix != ".pyc" and relative != LOCK_FILE:
+                files[f"{TOOL_DIR}bootstrap/{relative}"] = path.read_text()
+    files[f"{TOOL_DIR}requirements.txt"] = (root / LOCK_FILE).read_text()
     return files
 
 

@@ -127,7 +127,7 @@ def test_install_builds_the_ops_project_and_schedule_once_then_updates_it_in_pla
     assert project.visibility == "private"
     assert len(target.gitlab.commits(OPS)) == 1
     files = project.files["main"]
-    assert "tool/requirements.txt" in files
+    assert files["tool/requirements.txt"] == (REPO / "bootstrap/requirements.lock").read_text()
     assert "tool/bootstrap/rotate.py" in files
     assert files["tool/bootstrap/__init__.py"] == (REPO / "bootstrap/__init__.py").read_text()
     pipeline = yaml.safe_load(files[".gitlab-ci.yml"])

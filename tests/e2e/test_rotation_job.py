@@ -122,7 +122,8 @@ class Job:
             "KUBECONFIG": str(kubeconfig),
             "HOME": str(self.workdir),
             "PATH": f"{venv}:/usr/bin:/bin",
-            "PIP_NO_INDEX": "1",  # the test machine has no index: the requirements are there
+            # No index here: the lock's versions are what this venv holds (scripts/test).
+            "PIP_NO_INDEX": "1",
         }
 
     def runs_on_schedule(self) -> bool:
