@@ -3,8 +3,12 @@
 The sequence is ordered so that a failure at any step leaves a state the next run repairs:
 
 1. Everything local is checked first: settings, ``GITLAB_TOKEN``, credential files.
-2. Preflight, reads only: token scopes, group, Owner role; cluster reachable; ImageCache CRD;
-   the live objects and the stored runner token.
+2. Preflight and plan, reads only: token scopes, group, Owner role; cluster reachable;
+   ImageCache CRD; the live objects and the stored runner token; what the templates, the ops
+   project, the schedule and the loop token would change (their dry-run paths); the
+   permission of every write, the lock's included. Nothing to change: no lock, no write.
+   Otherwise the namespace (which holds the lock's Lease) is created when missing, and every
+   other write happens under the lock, each step reading again what it changes.
 3. Runner: the stored token is GitLab's current one -> reuse; stored token dead -> reset by
    id; no Secret
    but our runner exists (marker in its maintenance note) -> reset by id, never a second
@@ -14,6 +18,7 @@ The sequence is ordered so that a failure at any step leaves a state the next ru
 5. Wait for the rollout (kubectl's semantics) and for the runner to come online: its runner
    manager (our pods' system id) contacts GitLab after the new token was issued. A run that
    changed nothing looks once and reports what GitLab says.
+6. The templates, then the schedule and the loop token, still under the lock.
 
 The stored token is judged by reading only: its expiry recorded in the Secret against the
 one GitLab reports (GraphQL ``CiRunner.tokenExpiresAt``). ``POST /runners/verify`` is never
@@ -324,14 +329,15 @@ def execute_runner(
 # --- the workflow ---------------------------------------------------------------------------
 
 
-def check_permissions(ctx: Context, changes: list[Change]) -> None:
-    """Access reviews for each verb the changes need; all refusals at once.
+def check_permissions(ctx: Context, changes: list[Change], *, locking: bool) -> None:
+    """Access reviews for each verb the changes need; all refusals at once, before any write.
 
-    Changing anything takes the namespace lock, so the Lease verbs count too.
+    ``locking``: the run changes something (in GitLab or Kubernetes), so it takes the
+    namespace lock: the Lease verbs count too.
     """
     writes = {("patch", c.obj.kind) for c in changes if c.action != "unchanged"}
     writes |= {("create", c.obj.kind) for c in changes if c.action == "create"}
-    if writes and not all(c.obj.kind == "Namespace" for c in changes):
+    if locking:
         writes |= {(verb, "Lease") for verb in LOCK_VERBS}
     needed = sorted(writes)
     namespace = ctx.settings.kubernetes.namespace
@@ -408,23 +414,25 @@ def install(
     settings = ctx.settings
     kube, ns = ctx.kube, settings.kubernetes.namespace
 
-    # Independent reads, in parallel. A real run also asks whether the templates can be
-    # published: a changed release would otherwise stop it only after the deployment.
-    def templates_refusal() -> PublishResult | None:
-        if not templates or dry_run:
+    # Independent reads, in parallel: whether (and what) the templates would publish is known
+    # before anything is written: a changed release stops a real run before any write.
+    def templates_plan() -> PublishResult | None:
+        if not templates:
             return None
         return publish(settings, token=token, dry_run=True, gitlab=ctx.gitlab, for_install=True)
 
-    (namespace_exists, _), image_cache_ok, precheck = parallel(
+    (namespace_exists, _), image_cache_ok, templates_planned = parallel(
         lambda read: read(),
         [
             lambda: read_namespace(kube, ns),
             lambda: image_cache_supported(kube, settings),
-            templates_refusal,
+            templates_plan,
         ],
     )
-    if precheck is not None and precheck.refused:
-        raise InvalidInput(f"{precheck.refused}: nothing was changed", hint=precheck.fix)
+    if not dry_run and templates_planned is not None and templates_planned.refused:
+        raise InvalidInput(
+            f"{templates_planned.refused}: nothing was changed", hint=templates_planned.fix
+        )
     if not namespace_exists and not settings.kubernetes.create_namespace:
         raise KubeError(
             f"namespace {ns} does not exist and kubernetes.create_namespace is false",
@@ -433,83 +441,61 @@ def install(
     if image_cache_wanted(settings) and not image_cache_ok:
         ctx.warn(IMAGE_CACHE_MISSING)
 
-    loop = None
-    if schedule and settings.rotation.in_cluster:
-        # The rotation runner belongs to the ops project: that project comes first.
-        project, ops_files = ensure_ops_project(
-            settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report
-        )
-        loop = _Loop(project.id if project else None, ops_project(settings), project, ops_files)
+    # The rotation loop, read only: the ops project (the rotation runner belongs to it), the
+    # schedule and the loop's token. A real run that changes anything does it again under
+    # the lock, from what is there then.
+    managed_loop = schedule and settings.rotation.in_cluster
+    loop = _read_loop(ctx) if managed_loop else None
+    schedule_planned = (
+        _schedule(ctx, loop, environ, dry_run=True, reporter=report if dry_run else None)
+        if loop is not None
+        else None
+    )
+    loop_writes = _writes(templates_planned) or _loop_writes(loop, schedule_planned)
 
     if dry_run:
-        planned = _plan(ctx, local, image_cache_ok, namespace_exists, loop, dry_run=True)
+        planned = _plan(
+            ctx, local, image_cache_ok, namespace_exists, loop, dry_run=True, others=loop_writes
+        )
         _apply(ctx, planned.result.changes, dry_run=True, namespace_exists=namespace_exists)
         result = planned.result
+        result.templates, result.schedule = templates_planned, schedule_planned
     else:
-        created_namespace = None
-        if not namespace_exists:
-            # The lock lives in the namespace, so the namespace comes first (apply is
-            # idempotent: a concurrent install creating it too is harmless).
-            created_namespace = _create_namespace(ctx)
-        # A namespace created just now holds nothing yet: no need to read its objects.
-        planned = _plan(ctx, local, image_cache_ok, namespace_exists, loop, dry_run=False)
-        if planned.writes_nothing:
+        # Every check (the permissions of every write and of the lock included) before the
+        # first write, the namespace's: a namespace missing yet holds nothing to read.
+        planned = _plan(
+            ctx, local, image_cache_ok, namespace_exists, loop, dry_run=False, others=loop_writes
+        )
+        if planned.writes_nothing and not loop_writes:
             # Nothing to change: no lock either, so a no-op run writes nothing at all.
             result = planned.result
+            result.templates, result.schedule = templates_planned, schedule_planned
+            if templates_planned is not None:
+                templates_planned.dry_run = False  # nothing to publish: done as it is
+            for warning in schedule_planned.warnings if schedule_planned else []:
+                report.warn(warning)
             _wait(ctx, result, deadline, wait=wait, changed=False)
         else:
-            waited: list[Holder] = []
-            on_wait = tell_waiting(report)
-
-            def waiting(holder: Holder) -> None:
-                waited.append(holder)
-                on_wait(holder)
-
-            with locked(
-                kube,
-                ns,
+            result = _install_locked(
+                ctx,
+                planned,
+                loop,
+                templates=templates,
+                token=token,
+                environ=environ,
+                namespace_exists=namespace_exists,
                 deadline=deadline,
-                on_wait=waiting,
-                duration=settings.kubernetes.lock_duration,
-                guard=(ctx.gitlab,),
-            ):
-                # Another run may have acted between our reads and the lock: plan again
-                # from what is there now unless nothing the plan depended on changed.
-                if waited or not _still_current(ctx, planned, loop):
-                    planned = _plan(ctx, local, image_cache_ok, True, loop, dry_run=False)
-                if on_plan is not None:
-                    on_plan(planned.result)
-                result = _execute(ctx, planned, loop)
-                _wait(ctx, result, deadline, wait=wait)
-        if created_namespace is not None:
-            result.changes = [created_namespace] + [
-                c for c in result.changes if c.obj.kind != "Namespace"
-            ]
-    if templates:
-        result.templates = publish(
-            settings,
-            token=token,
-            dry_run=dry_run,
-            reporter=report,
-            gitlab=ctx.gitlab,
-            for_install=True,
-        )
+                wait=wait,
+                on_plan=on_plan,
+            )
+    if result.templates is not None:
         result.warnings += [w for w in result.templates.warnings if w not in result.warnings]
     if schedule and not settings.rotation.in_cluster:
         # The committed job asks for the ops runner's tag, which only the in-cluster entry
         # has: a schedule would start pipelines that wait for a runner forever.
         result.warnings.append(NO_IN_CLUSTER_SCHEDULE)
         report.warn(NO_IN_CLUSTER_SCHEDULE)
-    elif schedule:
-        result.schedule = ensure_schedule(
-            settings,
-            ctx.gitlab,
-            ctx.group_id,
-            dry_run=dry_run,
-            reporter=report,
-            ops=(loop.project, loop.files) if loop else None,
-            environ=environ,
-        )
+    if result.schedule is not None:
         result.warnings += [w for w in result.schedule.warnings if w not in result.warnings]
     result.requests = requests_made(ctx)
     result.cost = billing_summary(settings).as_dict()
@@ -518,21 +504,151 @@ def install(
     return result
 
 
-def _create_namespace(ctx: Context) -> Change:
-    """Apply the namespace before anything else; returns its change for the report."""
-    objects = render_objects(
+def _install_locked(
+    ctx: Context,
+    planned: _Planned,
+    loop: _Loop | None,
+    *,
+    templates: bool,
+    token: Secret,
+    environ: Mapping[str, str],
+    namespace_exists: bool,
+    deadline: float,
+    wait: bool,
+    on_plan: Callable[[InstallResult], None] | None,
+) -> InstallResult:
+    """Every write of a real run, under the namespace's lock (the namespace itself first).
+
+    The lock is the Lease in the namespace, so a missing namespace is created before it
+    (apply is idempotent: a concurrent install creating it too is harmless). Everything
+    else — the ops project and its commit, the runners and their tokens, the objects, the
+    templates, the schedule and the loop's token — is written while the lock is held, each
+    write checked first (:meth:`bootstrap.lock.Lock.check`: a lost lease stops the run,
+    exit 4), and each step decides again from what it reads under the lock.
+    """
+    settings, report = ctx.settings, ctx.reporter
+    ns = settings.kubernetes.namespace
+    created_namespace = None
+    if not namespace_exists:
+        created_namespace = _create_namespace(ctx, planned)
+    waited: list[Holder] = []
+    on_wait = tell_waiting(report)
+
+    def waiting(holder: Holder) -> None:
+        waited.append(holder)
+        on_wait(holder)
+
+    with locked(
+        ctx.kube,
+        ns,
+        deadline=deadline,
+        on_wait=waiting,
+        duration=settings.kubernetes.lock_duration,
+        guard=(ctx.gitlab,),
+    ):
+        before = loop
+        if loop is not None:
+            # The rotation runner belongs to the ops project: that project comes first.
+            project, files = ensure_ops_project(settings, ctx.gitlab, ctx.group_id, reporter=report)
+            loop = _Loop(project.id if project else None, loop.path, project, files)
+        # Another run may have acted between our reads and the lock: plan again from what is
+        # there now unless nothing the plan depended on changed.
+        moved = before is not None and loop is not None and before.project_id != loop.project_id
+        if waited or moved or not _still_current(ctx, planned, loop):
+            planned = _plan(
+                ctx,
+                planned.local,
+                planned.image_cache_ok,
+                True,
+                loop,
+                dry_run=False,
+                others=True,
+            )
+        if on_plan is not None:
+            on_plan(planned.result)
+        result = _execute(ctx, planned, loop)
+        _wait(ctx, result, deadline, wait=wait)
+        if templates:
+            result.templates = publish(
+                settings,
+                token=token,
+                reporter=report,
+                gitlab=ctx.gitlab,
+                for_install=True,
+            )
+        if loop is not None:
+            result.schedule = _schedule(ctx, loop, environ, dry_run=False, reporter=report)
+    if created_namespace is not None:
+        result.changes = [created_namespace] + [
+            c for c in result.changes if c.obj.kind != "Namespace"
+        ]
+    return result
+
+
+def _read_loop(ctx: Context) -> _Loop:
+    """The ops project as it is, and what committing its files would change (reads only)."""
+    project, files = ensure_ops_project(ctx.settings, ctx.gitlab, ctx.group_id, dry_run=True)
+    return _Loop(project.id if project else None, ops_project(ctx.settings), project, files)
+
+
+def _schedule(
+    ctx: Context,
+    loop: _Loop,
+    environ: Mapping[str, str],
+    *,
+    dry_run: bool,
+    reporter: Reporter | None,
+) -> ScheduleResult:
+    return ensure_schedule(
         ctx.settings,
-        Credentials(Secret(PLACEHOLDER_TOKEN)),
-        Secret(PLACEHOLDER_TOKEN),
-        None,
-        None,
-        False,
+        ctx.gitlab,
+        ctx.group_id,
+        dry_run=dry_run,
+        reporter=reporter,
+        ops=(loop.project, loop.files),
+        environ=environ,
     )
-    [namespace] = [o for o in objects if o.kind == "Namespace"]
-    check_permissions(ctx, [Change(namespace, "create")])
-    ctx.kube.apply(namespace.body)
-    ctx.reporter.info(f"Created {namespace.ref}")
-    return Change(namespace, "create")
+
+
+def _writes(templates: PublishResult | None) -> bool:
+    """Whether publishing the templates (as planned by a dry run) writes anything."""
+    if templates is None or templates.refused:
+        return False
+    # catalog False: not a Catalog resource yet; publish marks it (a refusal: next time).
+    return (
+        templates.project_created
+        or templates.changed
+        or templates.tag_created
+        or templates.catalog is False
+    )
+
+
+def _loop_writes(loop: _Loop | None, schedule: ScheduleResult | None) -> bool:
+    """Whether the ops project, the schedule or the loop's token (as planned) would change."""
+    if loop is not None and (loop.files.project_created or loop.files.changed):
+        return True
+    if schedule is None:
+        return False
+    token = schedule.token
+    return (
+        schedule.action != "unchanged"
+        or bool(schedule.changes or schedule.duplicates)
+        or (token is not None and (token.changed or bool(token.revoked)))
+    )
+
+
+def _create_namespace(ctx: Context, planned: _Planned) -> Change:
+    """Apply the namespace before anything else (its permission was checked with the plan's);
+    the plan then counts it as there. Returns its change for the report."""
+    [change] = [c for c in planned.result.changes if c.obj.kind == "Namespace"]
+    live = ctx.kube.apply(change.obj.body)
+    ctx.reporter.info(f"Created {change.ref}")
+    planned.live[change.ref] = live
+    planned.result.changes = [
+        Change(c.obj, decide(c.obj.body, live)) if c is change else c
+        for c in planned.result.changes
+    ]
+    return Change(change.obj, "create", change.diff)
 
 
 @dataclass
@@ -597,8 +713,13 @@ def _plan(
     loop: _Loop | None,
     *,
     dry_run: bool,
+    others: bool,
 ) -> _Planned:
-    """Read the state and decide what to do with the runners and each object (reads only)."""
+    """Read the state and decide what to do with the runners and each object (reads only).
+
+    ``others``: something else of the run writes (templates, ops project, schedule, loop
+    token), so the run takes the lock whatever the runners and objects need.
+    """
     settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
     secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
     stored = read_stored(secret)
@@ -623,7 +744,6 @@ def _plan(
         ops_plan is not None and ops_plan.action != "reuse"
     )
     changes = [_change(obj, live.get(obj.ref), new_token) for obj in objects]
-    check_permissions(ctx, changes)
     result = InstallResult(
         dry_run=dry_run,
         runner=runner_plan,
@@ -632,7 +752,9 @@ def _plan(
         ops_runner=ops_plan,
     )
     version = secret["metadata"].get("resourceVersion") if secret else None
-    return _Planned(result, live, local, image_cache_ok, version, ops)
+    planned = _Planned(result, live, local, image_cache_ok, version, ops)
+    check_permissions(ctx, changes, locking=others or not planned.writes_nothing)
+    return planned
 
 
 def _plan_ops(

@@ -160,8 +160,10 @@ def ensure_loop_token(
     lacks = unsealed(stored) if stored is not None else []
     if stored is not None and current is not None and alive and not lacks:
         result.token_id, result.expires_at = current.id, current.expires_at
-        if not dry_run:  # e.g. the loser of two concurrent installs
-            _revoke_leftovers(gitlab, group_id, tokens, name, current.id, result, report)
+        # e.g. left by a lost answer; a dry run lists them (install then takes the lock).
+        _revoke_leftovers(
+            gitlab, group_id, tokens, name, current.id, result, report, dry_run=dry_run
+        )
         return result
     result.action = "created" if stored is None and current is None else "replaced"
     if lacks:
@@ -206,13 +208,17 @@ def _revoke_leftovers(
     keep: int,
     result: LoopTokenResult,
     report: Reporter,
+    *,
+    dry_run: bool = False,
 ) -> None:
-    """Revoke every other active token of the loop's name: nobody holds its value."""
+    """Revoke every other active token of the loop's name: nobody holds its value (a dry
+    run only lists them in ``revoked``)."""
     for leftover in tokens:
         if leftover.name == name and leftover.active and leftover.id != keep:
-            gitlab.revoke_group_access_token(group_id, leftover.id)
+            if not dry_run:
+                gitlab.revoke_group_access_token(group_id, leftover.id)
+                report.info(f"Revoked the unused group access token #{leftover.id} ({name})")
             result.revoked.append(leftover.id)
-            report.info(f"Revoked the unused group access token #{leftover.id} ({name})")
 
 
 def _store_given(

@@ -199,6 +199,9 @@ def publish(
         raise InvalidInput(problem, hint=fix)
     if dry_run:
         result.tag_created = target is None
+        # Whether publish would mark it a Catalog resource (install decides by it whether
+        # anything writes); None: GitLab does not say, and an existing project is left alone.
+        result.catalog = gl.is_catalog_resource(path)
         return result
     if result.changed:
         actions = commit_actions(rendered, result.created, result.updated, result.deleted)

@@ -50,6 +50,8 @@ class ScheduleResult:
     ops: OpsResult | None = None
     #: The loop's own GitLab token (the ops project's GITLAB_TOKEN).
     token: LoopTokenResult | None = None
+    #: Duplicate schedules deleted (a dry run: that would be deleted).
+    duplicates: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class ScheduleResult:
             "warnings": self.warnings,
             "ops": self.ops.as_dict() if self.ops else None,
             "token": self.token.as_dict() if self.token else None,
+            "duplicates": self.duplicates,
         }
 
 
@@ -124,6 +127,7 @@ def ensure_schedule(
     else:
         result = _update(settings, gitlab, project.id, existing, wanted, dry_run, report)
         result.ops = files
+    result.duplicates = [extra.id for extra in mine[1:]]
     _check_project(settings, gitlab, project.id, result, dry_run=dry_run, reporter=report)
     result.token = ensure_loop_token(
         settings,

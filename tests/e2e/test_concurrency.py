@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 from tests.e2e.conftest import Target
+from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN
 
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/gitlab-runner/leases"
 
@@ -43,6 +44,32 @@ def test_two_installs_at_once_end_with_one_runner_and_a_consistent_secret(target
         )
         is None
     )
+
+
+def test_two_full_installs_at_once_build_one_rotation_loop(target: Target) -> None:
+    # Templates, ops project, schedule and loop token too: every write of both runs goes
+    # under the one Lease, and the run that waited decides again from what it finds.
+    target.token, target.publish = OWNER_API_TOKEN, True
+    target.kube.latency_ms = 20
+    target.gitlab.latency_ms = 20
+    first, second = _spawn(target), _spawn(target)
+    outputs = [p.communicate(timeout=180) for p in (first, second)]
+    target.outputs += [out + err for out, err in outputs]
+
+    assert first.returncode == 0, outputs[0]
+    assert second.returncode == 0, outputs[1]
+    creates = [r for r in target.gitlab.requests("POST") if r.path == "/api/v4/projects"]
+    assert len(creates) == 2, "the ops project and the templates project, each created once"
+    ops = target.gitlab.project(f"{GROUP}/gitlab-eci-bootstrap")
+    assert len(target.gitlab.commits(ops.full_path)) == 1
+    assert len(target.gitlab.commits(f"{GROUP}/ci-templates")) == 1
+    assert len(ops.schedules) == 1
+    [token] = target.gitlab.access_tokens.active(GROUP)
+    variables = {v.key: v.value for v in ops.variables}
+    assert variables["BOOTSTRAP_LOOP_TOKEN_ID"] == str(token.id)
+    assert variables["GITLAB_TOKEN"] == token.token, "GITLAB_TOKEN holds another token"
+    assert len(target.gitlab.access_tokens.of_group(GROUP)) == 1, "a second token was made"
+    assert len(target.gitlab.runners) == 2  # the group runner and the ops runner, once each
 
 
 def test_status_shows_who_holds_the_lock(target: Target) -> None:

@@ -213,3 +213,18 @@ def test_a_rollout_past_its_progress_deadline_fails_at_once_with_exit_5(target: 
     assert result.exit_code == 5, result.output
     assert "exceeded its progress deadline" in result.stderr
     assert "kubectl -n gitlab-runner describe deployment gitlab-runner" in result.stderr
+
+
+def test_a_missing_permission_stops_a_fresh_install_before_the_namespace_is_created(
+    target: Target,
+) -> None:
+    # The namespace is created before the lock (the Lease lives in it), but only after
+    # every write of the plan (the lock's Lease verbs included) was found allowed.
+    target.kube.deny("create", "leases", group="coordination.k8s.io")
+
+    result = target.run("install")
+
+    assert result.exit_code == 4, result.output
+    assert "may not: create Lease" in result.stderr
+    assert target.kube.writes() == []
+    assert target.gitlab.writes() == []

@@ -34,7 +34,7 @@ from bootstrap.lock import (
 from bootstrap.workflow import runner_attributes
 from tests.conftest import make_settings
 from tests.e2e.conftest import Target
-from tests.fakes.fixtures import GROUP
+from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN
 from tests.fakes.kube import FakeKube
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/gitlab-runner/leases"
@@ -127,11 +127,9 @@ def test_a_runner_created_between_plan_and_lock_is_adopted(target: Target) -> No
     assert not target.gitlab.requests("POST", "/api/v4/user/runners")
 
 
-def test_a_holder_paused_past_its_lease_does_not_write_after_a_takeover(target: Target) -> None:
-    # A real process holding the lock (2 s lease) is stopped right after GitLab created its
-    # runner, before it stores the token: a laptop closed mid-run.
-    fault = target.gitlab.inject("delay", match=("POST", "/user/runners$"), seconds=0.5)
-    paused = subprocess.Popen(
+def _paused_install(target: Target, fault: Any) -> subprocess.Popen[str]:
+    """A real install (2 s lease) stopped (SIGSTOP) as soon as ``fault`` (a delay) fired."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bootstrap", *target.args("install", "--timeout", "120")],
         env={
             "PATH": "/usr/bin:/bin",
@@ -144,13 +142,21 @@ def test_a_holder_paused_past_its_lease_does_not_write_after_a_takeover(target: 
         stderr=subprocess.PIPE,
         text=True,
     )
+    for _ in range(6000):
+        if fault.fired or proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    assert fault.fired, proc.communicate()
+    proc.send_signal(signal.SIGSTOP)
+    return proc
+
+
+def test_a_holder_paused_past_its_lease_does_not_write_after_a_takeover(target: Target) -> None:
+    # A real process holding the lock (2 s lease) is stopped right after GitLab created its
+    # runner, before it stores the token: a laptop closed mid-run.
+    fault = target.gitlab.inject("delay", match=("POST", "/user/runners$"), seconds=0.5)
+    paused = _paused_install(target, fault)
     try:
-        for _ in range(3000):
-            if fault.fired or paused.poll() is not None:
-                break
-            time.sleep(0.01)
-        assert fault.fired, paused.communicate()
-        paused.send_signal(signal.SIGSTOP)
         holder = read_holder(Kube(kubeconfig=str(target.kube.kubeconfig_path)), "gitlab-runner")
         assert holder is not None
         while not holder.expired(datetime.now(UTC)):
@@ -169,6 +175,53 @@ def test_a_holder_paused_past_its_lease_does_not_write_after_a_takeover(target: 
     assert target.stored_token() == target.gitlab.runner(runner).token, (
         "the paused run overwrote the stored token after losing the lock"
     )
+
+
+def _take_over_after_expiry(target: Target) -> Lock:
+    """Another run's lock, taken once the paused holder's lease ran out."""
+    kube = Kube(kubeconfig=str(target.kube.kubeconfig_path))
+    holder = read_holder(kube, "gitlab-runner")
+    assert holder is not None
+    while not holder.expired(datetime.now(UTC)):
+        time.sleep(0.1)
+    other = Lock(kube, "gitlab-runner", me="other-host/pid-9/cafe0000")
+    other.acquire(deadline=time.monotonic() + 30)
+    return other
+
+
+def _resume(target: Target, paused: subprocess.Popen[str]) -> str:
+    paused.send_signal(signal.SIGCONT)
+    out, err = paused.communicate(timeout=120)
+    target.outputs.append(out + err)
+    return out + err
+
+
+def test_a_lost_lease_stops_the_run_before_templates_schedule_and_loop_token(
+    target: Target,
+) -> None:
+    # Paused under the lock after the runners and the cluster are done, as publish reads the
+    # templates project again (the first read is the plan's, before the lock).
+    target.token, target.publish = OWNER_API_TOKEN, True
+    templates = "/projects/mygroup%2Fci-templates$"
+    fault = target.gitlab.inject("delay", nth=2, match=("GET", templates), seconds=0.5)
+    paused = _paused_install(target, fault)
+    try:
+        other = _take_over_after_expiry(target)
+    finally:
+        output = _resume(target, paused)
+    other.release()
+
+    assert paused.returncode == 4, output
+    assert "lost the lock of namespace gitlab-runner to other-host/pid-9/cafe0000" in output
+    assert target.gitlab.projects_api.find(f"{GROUP}/ci-templates") is None
+    ops = target.gitlab.project(f"{GROUP}/gitlab-eci-bootstrap")  # made before the pause
+    assert ops.schedules == {}
+    assert ops.variables == []
+    assert target.gitlab.access_tokens.of_group(GROUP) == []
+    # The next run finishes the job.
+    again = target.run("install")
+    assert again.exit_code == 0, again.output
+    assert len(target.gitlab.project(f"{GROUP}/gitlab-eci-bootstrap").schedules) == 1
 
 
 # --- the lock itself ------------------------------------------------------------------------

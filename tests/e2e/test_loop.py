@@ -221,3 +221,20 @@ def test_status_with_a_maintainer_token_checks_what_a_maintainer_may_read(
     locked_out = target.run("status")
     assert locked_out.exit_code == 3, locked_out.output
     assert f"{OPS} has no CI/CD variable GITLAB_TOKEN" in locked_out.output
+
+
+def test_a_change_only_in_gitlab_is_made_under_the_lock(target: Target) -> None:
+    _loop(target)
+    assert target.run("install").exit_code == 0
+    target.gitlab.revoke_token(_ops_variable(target, "GITLAB_TOKEN"))
+    target.kube.clear_log()
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    leases = "/apis/coordination.k8s.io/v1/namespaces/gitlab-runner/leases"
+    # The cluster is as it was: its only writes are the lock's (taken, then released).
+    assert [w.split()[0] for w in target.kube_writes()] == ["POST", "DELETE"]
+    assert all(w.split()[1].startswith(leases) for w in target.kube_writes())
+    [token] = target.gitlab.access_tokens.active("mygroup")
+    assert _ops_variable(target, "GITLAB_TOKEN") == token.token
