@@ -71,11 +71,10 @@ def test_the_readme_commands_install_into_a_venv_they_create() -> None:
         assert check.returncode == 0, f"{ignored} is not in .gitignore"
 
 
-def test_setup_creates_its_venv_and_installs_into_it(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
+def _setup(venv: Path) -> subprocess.CompletedProcess[str]:
     # --no-deps: the point is the venv and the install, not a download
     # of every dependency (the README's command installs them; CI times it on a fresh clone).
-    proc = subprocess.run(
+    return subprocess.run(
         [str(REPO / "scripts" / "setup"), "--no-deps", "."],
         env={**os.environ, "BOOTSTRAP_VENV": str(venv)},
         capture_output=True,
@@ -83,7 +82,9 @@ def test_setup_creates_its_venv_and_installs_into_it(tmp_path: Path) -> None:
         check=False,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr
+
+
+def _assert_installed(venv: Path) -> None:
     show = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "show", "gitlab-eci-bootstrap"],
         capture_output=True,
@@ -91,3 +92,23 @@ def test_setup_creates_its_venv_and_installs_into_it(tmp_path: Path) -> None:
         check=False,
     )
     assert "Name: gitlab-eci-bootstrap" in show.stdout, show.stderr
+
+
+def test_setup_creates_its_venv_and_installs_into_it(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    proc = _setup(venv)
+    assert proc.returncode == 0, proc.stderr
+    _assert_installed(venv)
+
+
+def test_setup_recreates_a_venv_that_has_no_pip(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "stale").write_text("left by the first venv\n")
+
+    proc = _setup(venv)
+
+    assert proc.returncode == 0, proc.stderr
+    assert f"setup: {venv} has no pip: creating it anew" in proc.stderr
+    assert not (venv / "stale").exists()
+    _assert_installed(venv)
