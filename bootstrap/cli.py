@@ -542,9 +542,10 @@ def rotate(**params: Any) -> None:
     "expired or was reset elsewhere, or its GitLab settings changed (checked first); 4 not "
     "installed, the Deployment is missing or not ready, the pods run an older config than the "
     "Secret holds, or objects differ from the settings. 1 bug, 2 invalid input, and 3 or 4 "
-    "also when GitLab or the cluster cannot be read."
+    "also when GitLab or the cluster cannot be read; 5 --timeout passed."
 )
 @settings_options
+@timeout_option
 @output_option
 def status(**params: Any) -> None:
     """Show whether the runner is healthy, in GitLab and in the cluster. Reads only.
@@ -571,7 +572,11 @@ def status(**params: Any) -> None:
     require_group(loaded)
     token = _gitlab_token()
     result = run_status(
-        loaded.settings, token=token, environ=_environ(), reporter=ConsoleReporter()
+        loaded.settings,
+        token=token,
+        environ=_environ(),
+        reporter=ConsoleReporter(),
+        timeout=params["timeout"],
     )
     _show(params["output"], result, status_text)
     _print_cost(params["output"], loaded.settings)
@@ -673,9 +678,10 @@ def uninstall(**params: Any) -> None:
 @cli.command(
     epilog="Exit codes: 0 every check passed (warnings allowed); else the code of the first "
     "failed check: 2 invalid input (GITLAB_TOKEN, credential files, group, kubeconfig), 3 "
-    "GitLab, 4 Kubernetes."
+    "GitLab, 4 Kubernetes; 5 --timeout passed before the checks ended."
 )
 @settings_options
+@timeout_option
 @output_option
 def doctor(**params: Any) -> None:
     """Check everything install needs, without changing anything; each failure with its fix.
@@ -698,7 +704,7 @@ def doctor(**params: Any) -> None:
     from bootstrap.present import doctor_text
 
     loaded = _load(params)
-    result = run_doctor(loaded.settings, environ=_environ())
+    result = run_doctor(loaded.settings, environ=_environ(), timeout=params["timeout"])
     _show(params["output"], result, doctor_text)
     failure = result.failure()
     if failure is not None:
@@ -715,6 +721,7 @@ def templates() -> None:
 @click.option("--project", metavar="NAME", help="Project in the group. Default: ci-templates.")
 @click.option("--version", "version", metavar="X.Y.Z", help="Release version (tag vX.Y.Z).")
 @click.option("--dry-run", is_flag=True, help="Read only: list what would change.")
+@timeout_option
 @output_option
 def publish(**params: Any) -> None:
     """Publish the CI templates into a project of the group, versioned.
@@ -757,6 +764,7 @@ def publish(**params: Any) -> None:
         version=params["version"],
         dry_run=params["dry_run"],
         reporter=ConsoleReporter(),
+        timeout=params["timeout"],
     )
     _show(params["output"], result, publish_text)
 

@@ -48,12 +48,15 @@ def bounded(seconds: float) -> Iterator[None]:
 
 
 def whole_run(func: Callable[P, T]) -> Callable[P, T]:
-    """Bound the decorated workflow by its own ``timeout`` keyword argument."""
+    """Bound the decorated workflow by its own ``timeout`` keyword argument (None: no bound
+    of its own, for a workflow another one calls within its deadline)."""
     default = inspect.signature(func).parameters["timeout"].default
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         timeout = kwargs.get("timeout", default)
+        if timeout is None:
+            return func(*args, **kwargs)
         if not isinstance(timeout, int | float):
             raise TypeError(f"{func.__name__}: timeout must be seconds, not {timeout!r}")
         with bounded(float(timeout)):

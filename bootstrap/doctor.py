@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from bootstrap.config import Settings
 from bootstrap.cost import billing_summary
+from bootstrap.deadline import whole_run
 from bootstrap.errors import BootstrapError, GitLabError, InvalidInput, KubeError
 from bootstrap.gitlab import (
     OWNER,
@@ -137,18 +138,22 @@ class _Checks:
         )
 
 
+@whole_run
 def doctor(
     settings: Settings,
     *,
     environ: Mapping[str, str],
+    timeout: float = 600,
     gitlab_factory: Callable[..., GitLab] = GitLab,
     kube_factory: Callable[..., Kube] = Kube,
 ) -> DoctorResult:
-    """Run every preflight check of ``install``; never raises for a failed check.
+    """Run every preflight check of ``install``; never raises for a failed check, only
+    :class:`~bootstrap.errors.WaitTimeout` (exit 5) when ``timeout`` seconds pass first.
 
     Args:
         settings: validated settings (the group may be missing: that is a failed check).
         environ: ``GITLAB_TOKEN`` and the credential variables the settings name.
+        timeout: seconds the whole run may take (``--timeout``).
     """
     checks = _Checks()
     _local(checks, settings, environ)

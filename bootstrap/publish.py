@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap.config import Settings
+from bootstrap.deadline import whole_run
 from bootstrap.errors import GitLabError, InvalidInput
 from bootstrap.gitlab import GitLab, Project
 from bootstrap.render import render_ci_templates
@@ -130,6 +131,7 @@ def _new_version_fix(version: str, *, for_install: bool) -> str:
     return f"publish a new version: --version {following} (or [templates] version)"
 
 
+@whole_run
 def publish(
     settings: Settings,
     *,
@@ -140,10 +142,13 @@ def publish(
     reporter: Reporter | None = None,
     gitlab: GitLab | None = None,
     for_install: bool = False,
+    timeout: float | None = None,
 ) -> PublishResult:
     """Publish the rendered CI templates into the group, versioned.
 
     Args:
+        timeout: seconds the whole publish may take (``--timeout``; WaitTimeout, exit 5,
+            past it). None (install's call) sets no bound of its own: install's applies.
         for_install: called by ``install``: its fixes name install's settings (it has no
             ``--version``), and a dry run reports a changed release in the result
             (``refused``, ``fix``) rather than raising.

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from bootstrap.config import Settings
 from bootstrap.cost import billing_summary
+from bootstrap.deadline import whole_run
 from bootstrap.errors import BootstrapError, GitLabError, KubeError
 from bootstrap.gitlab import MAINTAINER, SCOPE_READ, GitLab, Runner, parse_time
 from bootstrap.inputs import load_credentials
@@ -261,6 +262,7 @@ def _lock_dict(holder: Holder | None) -> dict[str, Any] | None:
     return {"holder": holder.identity, "expires": expires}
 
 
+@whole_run
 def status(
     settings: Settings,
     *,
@@ -268,6 +270,7 @@ def status(
     environ: Mapping[str, str],
     reporter: Reporter | None = None,
     now: datetime | None = None,
+    timeout: float = 600,
     gitlab_factory: Callable[..., GitLab] = GitLab,
     kube_factory: Callable[..., Kube] = Kube,
 ) -> StatusResult:
@@ -282,9 +285,11 @@ def status(
         environ: where credential env vars named in the settings are read.
         reporter: warnings.
         now: the current time (token expiry), for tests.
+        timeout: seconds the whole check may take (``--timeout``).
 
     Raises:
         InvalidInput, GitLabError, KubeError: when a check cannot be made at all (exit 2-4).
+        WaitTimeout: ``timeout`` passed (exit 5).
         An unhealthy runner is not raised: see :meth:`StatusResult.failure`.
     """
     report = reporter or QuietReporter()

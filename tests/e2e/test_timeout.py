@@ -53,8 +53,14 @@ def _dry_run(
     timeout: str, kubeconfig: Path, gitlab_url: str, cwd: Path
 ) -> subprocess.CompletedProcess[str]:
     """``bootstrap install --dry-run --timeout TIMEOUT`` as a user runs it, in a process."""
-    args = ["install", "--group", GROUP, "--dry-run", "--timeout", timeout]
-    args += ["--kubeconfig", str(kubeconfig), "--skip-templates", "--skip-schedule"]
+    args = ["install", "--dry-run", "--timeout", timeout, "--kubeconfig", str(kubeconfig)]
+    return _run([*args, "--skip-templates", "--skip-schedule"], gitlab_url, cwd)
+
+
+def _run(args: list[str], gitlab_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``bootstrap COMMAND --group mygroup ARGS`` as a user runs it, in a process."""
+    command, rest = (args[:2], args[2:]) if args[0] == "templates" else (args[:1], args[1:])
+    args = [*command, "--group", GROUP, *rest]
     env = {"GITLAB_URL": gitlab_url, "GITLAB_TOKEN": OWNER_TOKEN}
     return subprocess.run(
         [sys.executable, "-m", "bootstrap", *args],
@@ -96,4 +102,18 @@ def test_a_kubernetes_api_that_never_answers_ends_the_run_at_the_timeout(
     assert proc.returncode == 5, proc.stderr
     [error] = _error_lines(proc.stderr)
     assert f"the Kubernetes API at {silent_url} did not answer: --timeout 4s passed" in error
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["doctor", "status", "templates publish"])
+def test_the_read_commands_end_at_the_timeout_too(
+    command: str, silent_url: str, target: Target
+) -> None:
+    cluster = (
+        [] if command == "templates publish" else ["--kubeconfig", str(target.kube.kubeconfig_path)]
+    )
+    proc = _run([*command.split(), "--timeout", "3s", *cluster], silent_url, target.workdir)
+    assert proc.returncode == 5, proc.stderr
+    [error] = _error_lines(proc.stderr)
+    assert f"GitLab at {silent_url} did not answer: --timeout 3s passed" in error
     assert "Traceback" not in proc.stderr

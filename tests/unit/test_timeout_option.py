@@ -32,12 +32,14 @@ def test_messages_say_the_timeout_as_it_was_written() -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["install", "rotate", "uninstall"])
+@pytest.mark.parametrize(
+    "command", ["install", "rotate", "uninstall", "status", "doctor", "templates publish"]
+)
 def test_the_commands_take_a_duration_and_refuse_a_bad_one(command: str) -> None:
-    bad = run_cli([command, "--group", "g", "--timeout", "5 minutes"])
+    bad = run_cli([*command.split(), "--group", "g", "--timeout", "5 minutes"])
     assert bad.exit_code == 2
     assert "'5 minutes' is not a duration (examples: 90s, 5m, 1h" in bad.stderr
     # A good duration passes the flag check: the run then stops at GITLAB_TOKEN (not set).
-    good = run_cli([command, "--group", "g", "--timeout", "5m"])
+    good = run_cli([*command.split(), "--group", "g", "--timeout", "5m"])
     assert good.exit_code == 2
     assert "GITLAB_TOKEN is not set" in good.stderr
