@@ -66,6 +66,11 @@ class KubeError(BootstrapError):
         self.status = status
 
 
+class LockLost(KubeError):
+    """The namespace lock was taken over while this run held it: it must write nothing more
+    (exit 4, as every Kubernetes error)."""
+
+
 class WaitTimeout(BootstrapError):
     """A wait (rollout, runner online) ran past --timeout (exit 5)."""
 

@@ -13,7 +13,8 @@ The sequence is ordered so that a failure at any step leaves a state the next ru
    id; no Secret
    but our runner exists (marker in its maintenance note) -> reset by id, never a second
    runner; else create. A new token is written to the config Secret at once; if that first
-   write fails after a create, the new runner is deleted again.
+   write fails after a create, the new runner is deleted again (not after a lost lock: then
+   it is adopted by its marker; see ``_undo_creates``).
 4. Apply every changed object by server-side apply, wave by wave, each wave in parallel.
 5. Wait for the rollout (kubectl's semantics) and for the runner to come online: its runner
    manager (our pods' system id) contacts GitLab after the new token was issued. A run that
@@ -40,7 +41,7 @@ from typing import Any, Literal
 from bootstrap.config import Settings
 from bootstrap.cost import billing_summary
 from bootstrap.deadline import whole_run
-from bootstrap.errors import GitLabError, InvalidInput, KubeError
+from bootstrap.errors import GitLabError, InvalidInput, KubeError, LockLost
 from bootstrap.gitlab import (
     SCOPE_CREATE,
     SCOPE_MANAGE,
@@ -808,8 +809,8 @@ def _store_tokens(
 ) -> set[str]:
     """Write new tokens into the config Secret at once; the names of what was written.
 
-    When that write fails, a runner created just now is deleted again: nothing holds its
-    token, and it must not be left behind as an orphan.
+    When that write fails, a runner created just now is deleted again (nothing holds its
+    token), or left for adoption by its marker: see :func:`_undo_creates`.
     """
     if new_token is None and new_ops is None:
         return set()
@@ -839,18 +840,54 @@ def _store_tokens(
     )
     try:
         ctx.kube.apply(config.obj.body)
-    except KubeError:
-        created = [
-            (t, p)
-            for t, p in ((new_token, runner), (new_ops, result.ops_runner))
+    except KubeError as failure:
+        made = [
+            (t.runner_id, kind)
+            for t, p, kind in (
+                (new_token, runner, "runner"),
+                (new_ops, result.ops_runner, "ops runner"),
+            )
             if t is not None and p is not None and p.action == "create"
         ]
-        for made, _plan in created:
-            ctx.gitlab.delete_runner(made.runner_id)
-            report.warn(f"Deleted runner #{made.runner_id} again: its token could not be stored")
+        _undo_creates(ctx, made, failure)
         raise
     report.info(f"Stored the runner token in Secret {n.CONFIG_SECRET}")
     return {n.CONFIG_SECRET}
+
+
+def _undo_creates(ctx: Context, made: list[tuple[int, str]], failure: KubeError) -> None:
+    """After the config Secret write failed: delete again each runner created just now
+    (nothing holds its token), or say why it is left and who adopts it.
+
+    The delete is never sent past the lock's write guard, and not tried at all once the lock
+    is lost (:class:`LockLost`): the run that holds the lock now re-read GitLab's runners by
+    marker when it took the lock (``_still_current``, or its re-plan after waiting) and may
+    have adopted this very runner — reset its token and stored it. Deleting it then would
+    kill the runner that run deploys. Left alone, the runner is not an orphan for good: it
+    carries this installation's marker (the ops runner: the ops project's runner marker),
+    and every install whose Secret names no usable runner finds a marked one and resets its
+    token by id instead of creating another. (Only a create that reached GitLab after the
+    new holder's re-read can leave two marked runners; ``status`` reports that, and
+    ``uninstall`` removes every marked runner.) A delete that fails is left the same way;
+    the Secret's error is the one raised.
+    """
+    for runner_id, kind in made:
+        if isinstance(failure, LockLost):
+            ctx.reporter.warn(
+                f"Left {kind} #{runner_id}: its token could not be stored and the lock was "
+                "lost; it carries this installation's marker, so the run holding the lock now "
+                "or the next install adopts it (resets its token by id), never a second one"
+            )
+            continue
+        try:
+            ctx.gitlab.delete_runner(runner_id)
+        except (GitLabError, KubeError) as exc:
+            ctx.reporter.warn(
+                f"Could not delete {kind} #{runner_id} again ({exc}); it carries this "
+                "installation's marker: the next install adopts it (resets its token by id)"
+            )
+            continue
+        ctx.reporter.warn(f"Deleted {kind} #{runner_id} again: its token could not be stored")
 
 
 def _wait(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bootstrap.errors import KubeError, WaitTimeout
+from bootstrap.errors import KubeError, LockLost, WaitTimeout
 from bootstrap.kube import Kube
 from bootstrap.render.names import LABEL_MANAGED_BY, LOCK_LEASE, MANAGED_BY
 from bootstrap.report import Reporter
@@ -311,7 +311,7 @@ class Lock:
         if self.lost is None and time.time() - self._renewed >= self.duration / 2:
             self._renew()
         if self.lost is not None:
-            raise KubeError(
+            raise LockLost(
                 f"lost the lock of namespace {self.namespace} to {self.lost.identity}: this run "
                 f"did not renew its Lease {LEASE} for {self.duration}s (paused?) and another "
                 "run took it over; stopped before changing anything more",

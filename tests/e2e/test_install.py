@@ -6,6 +6,8 @@ import json
 
 from tests.e2e.conftest import EXPECTED, Target
 from tests.fakes.fixtures import READER_TOKEN
+from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.kube import FakeKube
 
 
 def _objects(target: Target) -> set[str]:
@@ -228,3 +230,42 @@ def test_a_missing_permission_stops_a_fresh_install_before_the_namespace_is_crea
     assert "may not: create Lease" in result.stderr
     assert target.kube.writes() == []
     assert target.gitlab.writes() == []
+
+
+SECRET = "/api/v1/namespaces/gitlab-runner/secrets/gitlab-runner-config"
+
+
+def _refuse(server: FakeGitLab | FakeKube, method: str, path: str) -> None:
+    """Every attempt (retries included) of the next requests to ``path`` fails with 500
+    (until ``clear_faults``)."""
+    for _ in range(8):
+        server.inject("500", match=(method, path + "$"))
+
+
+def test_a_runner_whose_token_cannot_be_stored_is_deleted_again(target: Target) -> None:
+    _refuse(target.kube, "PATCH", SECRET)
+
+    result = target.run("install")
+
+    assert result.exit_code == 4, result.output
+    assert "Deleted runner #1 again: its token could not be stored" in result.stderr
+    assert target.group_runners() == []
+
+
+def test_a_runner_that_cannot_be_deleted_again_is_adopted_next_time(target: Target) -> None:
+    _refuse(target.kube, "PATCH", SECRET)
+    _refuse(target.gitlab, "DELETE", "/api/v4/runners/1")
+
+    result = target.run("install")
+
+    # The Secret's failure is the one reported; the runner is left with its marker.
+    assert result.exit_code == 4, result.output
+    assert "Could not delete runner #1 again" in result.stderr
+    assert "the next install adopts it" in result.stderr
+    assert target.group_runners() == [1]
+    target.kube.clear_faults()
+    target.gitlab.clear_faults()
+    again = target.run("install")
+    assert again.exit_code == 0, again.output
+    assert target.group_runners() == [1]
+    assert target.stored_token() == target.gitlab.runner(1).token

@@ -189,10 +189,18 @@ def _take_over_after_expiry(target: Target) -> Lock:
     return other
 
 
-def _resume(target: Target, paused: subprocess.Popen[str]) -> str:
-    paused.send_signal(signal.SIGCONT)
-    out, err = paused.communicate(timeout=120)
-    target.outputs.append(out + err)
+def _lose_the_lock(target: Target, fault: Any) -> str:
+    """Pause a real install when ``fault`` fires, let another run take its expired lock,
+    resume it while that run holds the lock; its output (it exited 4)."""
+    paused = _paused_install(target, fault)
+    try:
+        other = _take_over_after_expiry(target)
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        out, err = paused.communicate(timeout=120)
+        target.outputs.append(out + err)
+    other.release()
+    assert paused.returncode == 4, out + err
     return out + err
 
 
@@ -204,14 +212,8 @@ def test_a_lost_lease_stops_the_run_before_templates_schedule_and_loop_token(
     target.token, target.publish = OWNER_API_TOKEN, True
     templates = "/projects/mygroup%2Fci-templates$"
     fault = target.gitlab.inject("delay", nth=2, match=("GET", templates), seconds=0.5)
-    paused = _paused_install(target, fault)
-    try:
-        other = _take_over_after_expiry(target)
-    finally:
-        output = _resume(target, paused)
-    other.release()
+    output = _lose_the_lock(target, fault)
 
-    assert paused.returncode == 4, output
     assert "lost the lock of namespace gitlab-runner to other-host/pid-9/cafe0000" in output
     assert target.gitlab.projects_api.find(f"{GROUP}/ci-templates") is None
     ops = target.gitlab.project(f"{GROUP}/gitlab-eci-bootstrap")  # made before the pause
@@ -222,6 +224,23 @@ def test_a_lost_lease_stops_the_run_before_templates_schedule_and_loop_token(
     again = target.run("install")
     assert again.exit_code == 0, again.output
     assert len(target.gitlab.project(f"{GROUP}/gitlab-eci-bootstrap").schedules) == 1
+
+
+def test_a_runner_made_before_the_lease_was_lost_is_left_for_adoption(target: Target) -> None:
+    # Paused right after GitLab created the runner; another run holds the lock when this one
+    # resumes, so its Secret write is refused. The compensating delete is not sent either
+    # (the holder may have adopted that runner): the next install adopts it by its marker.
+    fault = target.gitlab.inject("delay", match=("POST", "/user/runners$"), seconds=0.5)
+    output = _lose_the_lock(target, fault)
+
+    [made] = target.group_runners()
+    assert f"Left runner #{made}: its token could not be stored and the lock was lost" in output
+    assert not target.gitlab.requests("DELETE", f"/api/v4/runners/{made}")
+    again = target.run("install")
+    assert again.exit_code == 0, again.output
+    assert target.group_runners() == [made], "a second runner instead of adopting the first"
+    assert target.stored_token() == target.gitlab.runner(made).token
+    assert len(target.gitlab.requests("POST", "/api/v4/user/runners")) == 1
 
 
 # --- the lock itself ------------------------------------------------------------------------
