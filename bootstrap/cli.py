@@ -621,11 +621,12 @@ def _stdin_is_terminal() -> bool:
 def uninstall(**params: Any) -> None:
     """Delete the runner in GitLab and every object install deployed (idempotent).
 
-    Order: the Deployment first, then (after its pod has finished its running jobs) the
-    runner in GitLab, then the other objects labelled for the namespace, the config Secret
-    last. Kept unless asked, like `helm uninstall`: the cache PVC and PV (--purge-cache) and
-    the namespace (--delete-namespace; only one that install created). Asks for
-    confirmation on a terminal; elsewhere it needs --yes. A second run says nothing is left.
+    Order: the Deployment first, then (after its pod has finished its running jobs) every
+    runner of this installation in GitLab, then the other objects labelled for the
+    namespace, the config Secret last; under the namespace lock, as install. Kept unless
+    asked, like `helm uninstall`: the cache PVC and PV (--purge-cache) and the namespace
+    (--delete-namespace; only one that install created). Asks for confirmation on a
+    terminal; elsewhere it needs --yes. A second run says nothing is left.
     Needs GITLAB_TOKEN with manage_runner of a group Owner.
 
     \b

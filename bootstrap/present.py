@@ -314,27 +314,20 @@ def uninstall_text(result: UninstallResult) -> str:
     """The plan (before confirmation, or dry run) or what was deleted and kept."""
     if result.nothing_left:
         kept = ", ".join(d.ref for d in result.kept)
-        text = (
+        return (
             "Nothing left to uninstall: no runner in GitLab and no object to delete in "
             f"namespace {result.namespace}" + (f" (kept: {kept})" if kept else "") + ".\n"
         )
-        loop = [
-            m
-            for m in (result.schedule, result.ops_runner, result.loop_token, result.ops_project)
-            if m
-        ]
-        return text + "".join(f"GitLab: {m}.\n" for m in loop)
     if result.cancelled:
         return "Cancelled: nothing was changed.\n"
     lines = []
-    runner = result.runner
     deleted = result.done
-    if runner.id is not None:
-        verb = "deleted" if deleted else "delete"
+    verb = "deleted" if deleted else "delete"
+    for runner in result.runners:
         lines.append(
             f"GitLab: {verb} runner #{runner.id} ({runner.description}), {runner.found_by}"
         )
-    else:
+    if not result.runners:
         lines.append("GitLab: no runner left to delete")
     lines.append(f"Kubernetes (namespace {result.namespace}):")
     for d in result.objects:
@@ -342,15 +335,15 @@ def uninstall_text(result: UninstallResult) -> str:
         what = ("deleted" if deleted else "delete") if d.action == "delete" else "keep"
         reason = f": {d.reason}" if d.reason else ""
         lines.append(f"  {sign} {d.ref:<48} {what}{reason}")
-    if result.schedule:
-        lines.append(f"GitLab: {result.schedule}")
-    if result.ops_runner:
-        lines.append(f"GitLab: {result.ops_runner}")
-    if result.loop_token:
-        lines.append(f"GitLab: {result.loop_token}")
-    if result.ops_project:
-        lines.append(f"GitLab: {result.ops_project}")
-    runner_part = f"runner #{runner.id} and " if runner.id is not None else ""
+    lines.extend(f"GitLab: {m}" for m in result.loop)
+    ids = [f"#{r.id}" for r in result.runners]
+    runner_part = (
+        f"runner {ids[0]} and "
+        if len(ids) == 1
+        else f"runners {', '.join(ids)} and "
+        if ids
+        else ""
+    )
     count = f"{runner_part}{len(result.deletions)} objects"
     if result.dry_run:
         lines.append(

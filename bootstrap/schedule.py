@@ -282,26 +282,30 @@ def remove_ops_runner(
     dry_run: bool = False,
     reporter: Reporter | None = None,
 ) -> str | None:
-    """Delete the ops project's rotation runner (uninstall, after the runner pods are gone).
+    """Delete the ops project's rotation runners (uninstall, after the runner pods are gone).
 
-    ``runner_id``: the one the config Secret records; else it is found by its marker among
-    the ops project's runners. Returns what happened, None when there was none.
+    ``runner_id``: the one the config Secret records; every other one carrying its marker
+    among the ops project's runners goes too (two installs that each created one leave
+    two). Returns what happened, None when there was none.
     """
     report = reporter or QuietReporter()
-    runner = gitlab.runner(runner_id) if runner_id is not None else None
-    if runner is None:
-        project = gitlab.project(ops_project(settings))
-        marker = n.ops_runner_marker(settings)
-        listed = gitlab.project_runners(project.id) if project else []
-        details = (gitlab.runner(r.id) for r in listed)
-        runner = next((r for r in details if r and marker in r.maintenance_note), None)
-    if runner is None:
+    recorded = gitlab.runner(runner_id) if runner_id is not None else None
+    project = gitlab.project(ops_project(settings))
+    marker = n.ops_runner_marker(settings)
+    listed = gitlab.project_runners(project.id) if project else []
+    details = [gitlab.runner(r.id) for r in listed if recorded is None or r.id != recorded.id]
+    runners = [recorded] if recorded else []
+    runners += [r for r in details if r and marker in r.maintenance_note]
+    if not runners:
         return None
+    what = ", ".join(f"#{r.id} ({r.description})" for r in runners)
+    noun = "ops runner" if len(runners) == 1 else "ops runners"
     if dry_run:
-        return f"would delete ops runner #{runner.id} ({runner.description})"
-    gitlab.delete_runner(runner.id)
-    report.info(f"Deleted ops runner #{runner.id}")
-    return f"deleted ops runner #{runner.id} ({runner.description})"
+        return f"would delete {noun} {what}"
+    for runner in runners:
+        gitlab.delete_runner(runner.id)
+        report.info(f"Deleted ops runner #{runner.id}")
+    return f"deleted {noun} {what}"
 
 
 def find_schedule(settings: Settings, gitlab: GitLab) -> Schedule | None:

@@ -1,7 +1,8 @@
 """``bootstrap uninstall``: delete the runner in GitLab and our objects in the cluster.
 
-What is ours: the runner whose id the config Secret records (else the one whose maintenance
-note carries our marker), and every object labelled
+What is ours: the runner whose id the config Secret records and every runner whose
+maintenance note carries our marker (two runs that each created one leave two: one run
+deletes them all), the ops project's rotation runners likewise, and every object labelled
 ``app.kubernetes.io/managed-by=gitlab-eci-bootstrap,gitlab-eci-bootstrap/namespace=<ns>`` —
 namespaced kinds in the namespace, the cluster-scoped PersistentVolume and ImageCache by the
 same labels. Pods are left to the garbage collector (their ReplicaSet goes with the
@@ -17,15 +18,22 @@ Kept unless asked:
 
 The order makes a crash at any step leave a state the next run finishes:
 
-1. Reads only: the config Secret, the runner in GitLab, every labelled object, and the right
-   to delete each (every refusal is reported before anything is deleted).
+1. Reads only: the config Secret, the runners in GitLab, every labelled object, the rotation
+   loop's leftovers (schedule, ops runners, loop token), and the right to delete each, the
+   lock's Lease verbs included (every refusal is reported before anything is deleted).
+   Nothing left: done, no lock, no write. Else the confirmation (``confirm``), then the
+   namespace lock (the Lease install and rotate take; none when the namespace is gone or
+   being deleted): the plan is read again under it, and asked about again if it deletes
+   more than was confirmed.
 2. The Deployment, then wait until its pods are gone. They drain first (SIGQUIT: no new
    jobs, running ones finish) while the runner still exists in GitLab, so no job is lost.
    Deleting the runner first would fail the running jobs and leave the pod retrying a dead
    token.
-3. The runner in GitLab, while the config Secret still records its id: if this fails or the
-   run crashes before it, the next run finds the same runner by that id.
-4. The other objects, the config Secret last; then the namespace when asked.
+3. The runners in GitLab, while the config Secret still records the id: if this fails or
+   the run crashes before it, the next run finds the same runner by that id.
+4. The other objects; the rotation loop in GitLab (schedule, ops runners, then the loop
+   token: a rotation job needs it until the pods are gone); the config Secret last; then
+   the namespace when asked — the last write, since the lock's Lease goes with it.
 
 A second run finds nothing and says so. ``dry_run`` takes the same path: deletions are sent
 with ``dryRun=All`` (the API server checks them, permissions included) and the GitLab
@@ -44,6 +52,7 @@ from bootstrap.deadline import whole_run
 from bootstrap.errors import InvalidInput, KubeError, WaitTimeout
 from bootstrap.gitlab import OWNER, SCOPE_MANAGE, GitLab, Runner
 from bootstrap.kube import KINDS, Kube
+from bootstrap.lock import LOCK_VERBS, locked, tell_waiting
 from bootstrap.looptoken import remove_loop_token, remove_ops_project
 from bootstrap.render import names as n
 from bootstrap.render.runner_config import OPS_ENTRY
@@ -56,6 +65,7 @@ from bootstrap.workflow import (
     connect,
     find_marked_runner,
     managed_selector,
+    marked_runners,
     parallel,
     read_namespace,
     read_stored,
@@ -118,7 +128,9 @@ class UninstallResult:
 
     namespace: str
     dry_run: bool
-    runner: RunnerDeletion
+    #: Every runner of this installation in GitLab: the one the Secret records, and each
+    #: one carrying its marker (two runs that each created one leave two).
+    runners: list[RunnerDeletion]
     objects: list[Deletion]
     done: bool = False
     cancelled: bool = False
@@ -141,9 +153,28 @@ class UninstallResult:
         return [d for d in self.objects if d.action == "keep"]
 
     @property
+    def runner(self) -> RunnerDeletion:
+        """The first runner to delete (the one the Secret records when it is there)."""
+        return self.runners[0] if self.runners else RunnerDeletion()
+
+    @property
+    def loop(self) -> list[str]:
+        """What happens to the rotation loop in GitLab (the schedule, the ops runner, the
+        loop token, the ops project): "would delete …" in the plan, "deleted …" when done."""
+        return [m for m in (self.schedule, self.ops_runner, self.loop_token, self.ops_project) if m]
+
+    @property
     def nothing_left(self) -> bool:
         """Nothing of ours in GitLab or the cluster to delete."""
-        return self.runner.id is None and not self.deletions
+        return not self.runners and not self.deletions and not self.loop
+
+    def targets(self) -> set[str]:
+        """Everything the plan deletes, by name (a plan made again is compared with it)."""
+        return (
+            {f"runner #{r.id}" for r in self.runners}
+            | {f"{d.ref} in {d.namespace}" for d in self.deletions}
+            | set(self.loop)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +184,7 @@ class UninstallResult:
             "cancelled": self.cancelled,
             "nothing_left": self.nothing_left,
             "runner": self.runner.as_dict(),
+            "runners": [r.as_dict() for r in self.runners],
             "objects": [d.as_dict() for d in self.objects],
             "summary": {"delete": len(self.deletions), "keep": len(self.kept)},
             "warnings": self.warnings,
@@ -211,10 +243,78 @@ def uninstall(
         kube_factory=kube_factory,
     )
     settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
-    namespace_exists, namespace = read_namespace(kube, ns)
 
+    def plan() -> _Plan:
+        return _plan(ctx, purge_cache, delete_namespace, delete_ops_project, dry_run=dry_run)
+
+    planned = plan()
+    result = planned.result
+    # The lock is the Lease in the namespace: none without one, or in one being deleted
+    # (nothing can be created there, by install either).
+    locking = planned.lockable and not dry_run and not result.nothing_left
+    _check_permissions(ctx, result.deletions, locking=locking)
+    if result.nothing_left:
+        result.requests = requests_made(ctx)
+        return result
+    if confirm is not None and not dry_run and not confirm(result):
+        result.cancelled = True
+        result.requests = requests_made(ctx)
+        return result
+    if not locking:
+        _execute(ctx, planned, wait=wait and not dry_run, deadline=deadline)
+    else:
+        with locked(
+            kube,
+            ns,
+            deadline=deadline,
+            on_wait=tell_waiting(report),
+            duration=settings.kubernetes.lock_duration,
+            guard=(ctx.gitlab,),
+        ):
+            # What is there now, with no other install or rotate running: another run may
+            # have changed it since the plan was read (or confirmed).
+            confirmed = result.targets()
+            planned = plan()
+            result = planned.result
+            if result.nothing_left:
+                result.requests = requests_made(ctx)
+                return result
+            if confirm is not None and not result.targets() <= confirmed and not confirm(result):
+                result.cancelled = True  # it changed: asked again, with the new plan
+                result.requests = requests_made(ctx)
+                return result
+            _execute(ctx, planned, wait=wait, deadline=deadline)
+    result.done = not dry_run
+    result.requests = requests_made(ctx)
+    return result
+
+
+@dataclass
+class _Plan:
+    """An uninstall plan and what it was read from."""
+
+    result: UninstallResult
+    runners: list[Runner]
+    #: The config Secret as read (the ops runner's id is in it).
+    secret: dict[str, Any] | None
+    #: The namespace exists and is not being deleted: it can hold the lock's Lease.
+    lockable: bool
+
+
+def _plan(
+    ctx: Context,
+    purge_cache: bool,
+    delete_namespace: bool,
+    delete_ops_project: bool,
+    *,
+    dry_run: bool,
+) -> _Plan:
+    """Read what is ours, in GitLab and the cluster, and decide what goes (reads only)."""
+    settings, kube, ns = ctx.settings, ctx.kube, ctx.settings.kubernetes.namespace
+    gl = ctx.gitlab
+    namespace_exists, namespace = read_namespace(kube, ns)
     secret = kube.get("Secret", n.CONFIG_SECRET, ns) if namespace_exists else None
-    runner, found_by = _find_runner(ctx, read_stored(secret).runner_id)
+    runners = _find_runners(ctx, read_stored(secret).runner_id)
     objects = [
         _decide(obj, purge_cache)
         for obj in _list_ours(ctx, namespace_exists)
@@ -235,64 +335,40 @@ def uninstall(
     result = UninstallResult(
         namespace=ns,
         dry_run=dry_run,
-        runner=RunnerDeletion(
-            runner.id if runner else None, runner.description if runner else "", found_by
-        ),
+        runners=[RunnerDeletion(r.id, r.description, found_by) for r, found_by in runners],
         objects=objects,
         warnings=ctx.warnings,
     )
-    _check_permissions(ctx, result.deletions)
-    if result.nothing_left:
-        # An earlier run may have stopped before the schedule: finish that part.
-        result.schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run) or ""
-        result.ops_runner = remove_ops_runner(settings, ctx.gitlab, None, dry_run=dry_run) or ""
-        result.loop_token = (
-            remove_loop_token(settings, ctx.gitlab, ctx.group_id, dry_run=dry_run) or ""
-        )
-        if delete_ops_project:
-            result.ops_project = remove_ops_project(settings, ctx.gitlab, dry_run=dry_run) or ""
-        result.requests = requests_made(ctx)
-        return result
-    if confirm is not None and not dry_run and not confirm(result):
-        result.cancelled = True
-        result.requests = requests_made(ctx)
-        return result
-
-    _execute(ctx, result, runner, wait=wait and not dry_run, deadline=deadline)
-    schedule = remove_schedule(settings, ctx.gitlab, dry_run=dry_run, reporter=report)
-    if schedule:
-        result.schedule = schedule
-    # After the pods are gone, as for the group runner: a rotation job running now finishes.
+    # The rotation loop, as its removals would find it (described only: reads).
+    result.schedule = remove_schedule(settings, gl, dry_run=True) or ""
     ops_id = read_stored(secret, OPS_ENTRY).runner_id
-    result.ops_runner = (
-        remove_ops_runner(settings, ctx.gitlab, ops_id, dry_run=dry_run, reporter=report) or ""
-    )
-    # Last: a rotation job still running needs its token until the pods are gone.
-    result.loop_token = (
-        remove_loop_token(settings, ctx.gitlab, ctx.group_id, dry_run=dry_run, reporter=report)
-        or ""
-    )
+    result.ops_runner = remove_ops_runner(settings, gl, ops_id, dry_run=True) or ""
+    result.loop_token = remove_loop_token(settings, gl, ctx.group_id, dry_run=True) or ""
     if delete_ops_project:
-        result.ops_project = (
-            remove_ops_project(settings, ctx.gitlab, dry_run=dry_run, reporter=report) or ""
-        )
-    result.done = not dry_run
-    result.requests = requests_made(ctx)
-    return result
+        result.ops_project = remove_ops_project(settings, gl, dry_run=True) or ""
+    terminating = bool(namespace and (namespace.get("status") or {}).get("phase") == "Terminating")
+    return _Plan(result, [r for r, _ in runners], secret, namespace_exists and not terminating)
 
 
 # --- reading --------------------------------------------------------------------------------
 
 
-def _find_runner(ctx: Context, runner_id: int | None) -> tuple[Runner | None, str]:
-    """The runner the config Secret records, else ours by its marker."""
+def _find_runners(ctx: Context, runner_id: int | None) -> list[tuple[Runner, str]]:
+    """The runner the config Secret records, and every other one carrying our marker (two
+    runs that each created one leave two: all go in one run); each with how it was found."""
+    found: list[tuple[Runner, str]] = []
     if runner_id is not None:
         runner = ctx.gitlab.runner(runner_id)
         if runner is not None:
-            return runner, f"recorded in Secret {n.CONFIG_SECRET}"
-        ctx.warn(f"runner #{runner_id} recorded in the cluster is already gone from GitLab")
-    runner = find_marked_runner(ctx)
-    return runner, "by the marker in its maintenance note" if runner else ""
+            found.append((runner, f"recorded in Secret {n.CONFIG_SECRET}"))
+        else:
+            ctx.warn(f"runner #{runner_id} recorded in the cluster is already gone from GitLab")
+    marked = marked_runners(ctx, every=True) if ctx.sees_notes else []
+    if not ctx.sees_notes:  # no notes to read: the one found by description and system id
+        marked = [r for r in [find_marked_runner(ctx)] if r is not None]
+    known = {r.id for r, _ in found}
+    found += [(r, "by the marker in its maintenance note") for r in marked if r.id not in known]
+    return found
 
 
 def _list_ours(ctx: Context, namespace_exists: bool) -> list[dict[str, Any]]:
@@ -306,8 +382,13 @@ def _list_ours(ctx: Context, namespace_exists: bool) -> list[dict[str, Any]]:
         if kind.namespaced and not namespace_exists:
             return []
         items = ctx.kube.list(kind_name, ns if kind.namespaced else None, selector)
-        # List answers may leave out kind and apiVersion on items; put them back.
-        return [{**item, "kind": kind_name} for item in items]
+        # List answers may leave out kind and apiVersion on items; put them back. The lock's
+        # Lease is never one to delete: it is released (and goes with the namespace).
+        return [
+            {**item, "kind": kind_name}
+            for item in items
+            if not (kind_name == "Lease" and item["metadata"]["name"] == n.LOCK_LEASE)
+        ]
 
     found = parallel(list_kind, [k.kind for k in kinds])
     return [obj for items in found for obj in items]
@@ -373,9 +454,13 @@ def _namespace_plan(
     return Deletion("Namespace", ns, None, "delete")
 
 
-def _check_permissions(ctx: Context, deletions: list[Deletion]) -> None:
-    """SelfSubjectAccessReview of every delete; all refusals at once, before any write."""
-    needed = sorted({("delete", d.kind) for d in deletions})
+def _check_permissions(ctx: Context, deletions: list[Deletion], *, locking: bool) -> None:
+    """SelfSubjectAccessReview of every delete (and of the lock's Lease verbs when it is
+    taken); all refusals at once, before any write."""
+    needed = sorted(
+        {("delete", d.kind) for d in deletions}
+        | ({(verb, "Lease") for verb in LOCK_VERBS} if locking else set())
+    )
     namespace = ctx.settings.kubernetes.namespace
     refused = [
         f"{verb} {kind}" for verb, kind, ok in access_review(ctx.kube, needed, namespace) if not ok
@@ -391,10 +476,16 @@ def _check_permissions(ctx: Context, deletions: list[Deletion]) -> None:
 # --- deleting -------------------------------------------------------------------------------
 
 
-def _execute(
-    ctx: Context, result: UninstallResult, runner: Runner | None, *, wait: bool, deadline: float
-) -> None:
-    kube, report, dry_run = ctx.kube, ctx.reporter, result.dry_run
+def _execute(ctx: Context, planned: _Plan, *, wait: bool, deadline: float) -> None:
+    """Delete as planned, in an order a crash at any step leaves for the next run to finish.
+
+    The Deployment (its pods drain), the runners in GitLab, the other objects, the rotation
+    loop in GitLab (its job pods are gone too), then the config Secret (it names the
+    runners, so it goes after them) and the namespace: the last write, since deleting it
+    deletes the lock's Lease with it (the lock's release then finds nothing to delete).
+    """
+    kube, report, result = ctx.kube, ctx.reporter, planned.result
+    settings, gl, dry_run = ctx.settings, ctx.gitlab, result.dry_run
 
     def delete(d: Deletion) -> bool:
         return not kube.delete(d.kind, d.name, d.namespace, dry_run=dry_run)
@@ -413,10 +504,19 @@ def _execute(
         tell([d], [delete(d)])
     if wait:
         _wait_pods_gone(ctx, deadline)
-    if runner is not None and not dry_run:
-        ctx.gitlab.delete_runner(runner.id)
-        report.info(f"Deleted runner #{runner.id} in {ctx.settings.gitlab.group}")
+    for runner in planned.runners if not dry_run else []:
+        gl.delete_runner(runner.id)
+        report.info(f"Deleted runner #{runner.id} in {settings.gitlab.group}")
     tell(middle, parallel(delete, middle))
+    if not dry_run:
+        # After the pods are gone, as for the group runner: a rotation job running now
+        # finishes; the loop token last of these, since such a job needs it until then.
+        result.schedule = remove_schedule(settings, gl, reporter=report) or ""
+        ops_id = read_stored(planned.secret, OPS_ENTRY).runner_id
+        result.ops_runner = remove_ops_runner(settings, gl, ops_id, reporter=report) or ""
+        result.loop_token = remove_loop_token(settings, gl, ctx.group_id, reporter=report) or ""
+        if result.ops_project:
+            result.ops_project = remove_ops_project(settings, gl, reporter=report) or ""
     for d in last:  # the config Secret, then the namespace
         tell([d], [delete(d)])
 

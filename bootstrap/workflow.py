@@ -366,18 +366,33 @@ def find_marked_runner(ctx: Context) -> Runner | None:
     return described[0] if len(described) == 1 else None
 
 
-def marked_runners(ctx: Context) -> list[Runner]:
+def marked_runners(ctx: Context, *, every: bool = False) -> list[Runner]:
     """Every runner of the group carrying our marker: more than one is a duplicate (two runs
     that each created one). Empty when GitLab hides maintenance notes from this user.
 
-    Only runners listed with our description are read: the marker goes with it.
+    Only runners listed with our description are read (the marker goes with it), unless
+    ``every`` (uninstall: one whose description was changed is ours too). A runner of an
+    ancestor group the user may not read (403) is skipped, as by :func:`find_marked_runner`.
     """
     if not ctx.sees_notes:
         return []
     marker = n.runner_marker(ctx.settings)
     description = n.runner_description(ctx.settings)
-    listed = [r.id for r in ctx.gitlab.group_runners(ctx.group_id) if r.description == description]
-    found = parallel(ctx.gitlab.runner, listed)
+    listed = [
+        r.id
+        for r in ctx.gitlab.group_runners(ctx.group_id)
+        if every or r.description == description
+    ]
+
+    def read(runner_id: int) -> Runner | None:
+        try:
+            return ctx.gitlab.runner(runner_id)
+        except GitLabError as exc:
+            if exc.status != 403:
+                raise
+            return None
+
+    found = parallel(read, listed)
     return [r for r in found if r is not None and marker in r.maintenance_note]
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
+from bootstrap.kube import Kube
+from bootstrap.lock import Lock
+from bootstrap.schedule import description
+from bootstrap.workflow import runner_attributes
+from tests.conftest import make_settings
 from tests.e2e.conftest import Target
-from tests.fakes.fixtures import READER_TOKEN
+from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN, READER_TOKEN
 
+OPS = f"{GROUP}/gitlab-eci-bootstrap"
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/gitlab-runner/leases"
 NAS = '[cache]\ntype = "nas"\nserver = "nas.example.com"\n'
 CACHE = {
     "PersistentVolume/gitlab-runner-cache-gitlab-runner",
@@ -60,7 +70,11 @@ def test_the_deployment_goes_before_the_runner_and_the_config_secret_last(
 
     assert target.run("uninstall", "--yes").exit_code == 0
 
-    kube_deletes = [r for r in target.kube.writes() if r.method == "DELETE"]
+    deletes = [r for r in target.kube.writes() if r.method == "DELETE"]
+    # The lock's Lease is taken first and released (deleted) after everything else.
+    assert target.kube.writes()[0].path == LEASES
+    assert deletes[-1].path == f"{LEASES}/gitlab-eci-bootstrap"
+    kube_deletes = deletes[:-1]
     gitlab_deletes = [r for r in target.gitlab.writes() if r.method == "DELETE"]
     assert kube_deletes[0].path.endswith("/deployments/gitlab-runner")
     assert kube_deletes[-1].path.endswith("/secrets/gitlab-runner-config")
@@ -225,3 +239,91 @@ def test_a_token_without_manage_runner_is_refused_before_anything_is_deleted(
     assert target.kube_writes() == []
     assert _ours(target) == before
     assert len(target.group_runners()) == 1
+
+
+def _seed_marked_runner(target: Target) -> int:
+    """A second runner with this installation's marker (what two racing creates left)."""
+    settings = make_settings(gitlab={"group": GROUP}, kubernetes={"cluster_name": "fake"})
+    return target.gitlab.add_runner(group=GROUP, **runner_attributes(settings)).id
+
+
+def test_every_runner_with_the_marker_goes_in_one_run(target: Target) -> None:
+    _install(target)
+    [deployed] = target.group_runners()
+    duplicate = _seed_marked_runner(target)
+
+    plan = target.run("uninstall", "--dry-run")
+    result = target.run("uninstall", "--yes")
+
+    assert f"GitLab: delete runner #{duplicate} " in plan.stdout
+    assert f"GitLab: delete runner #{deployed} " in plan.stdout
+    assert result.exit_code == 0, result.output
+    assert target.group_runners() == []
+    assert f"Done: deleted runners #{deployed}, #{duplicate} and" in result.stdout
+    assert "Nothing left to uninstall" in target.run("uninstall", "--yes").stdout
+
+
+def test_leftovers_in_gitlab_alone_are_deleted_only_once_confirmed(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run that stopped after the cluster and the runner were gone left the schedule.
+    target.token, target.publish = OWNER_API_TOKEN, True
+    assert target.run("install").exit_code == 0
+    assert target.run("uninstall", "--yes").exit_code == 0
+    settings = make_settings(gitlab={"group": GROUP}, kubernetes={"cluster_name": "fake"})
+    target.gitlab.projects_api.add_schedule(OPS, description(settings))
+    monkeypatch.setattr("bootstrap.cli._stdin_is_terminal", lambda: True)
+    target.gitlab.clear_log()
+
+    declined = target.run("uninstall", input="n\n")
+
+    assert declined.exit_code == 0, declined.output
+    assert "would delete the rotation schedule" in declined.stderr  # the plan, asked about
+    assert "Delete them?" in declined.stderr
+    assert "Cancelled: nothing was changed." in declined.stdout
+    assert target.gitlab.writes() == []
+    assert len(target.gitlab.project(OPS).schedules) == 1
+    accepted = target.run("uninstall", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert target.gitlab.project(OPS).schedules == {}
+
+
+def test_uninstall_waits_for_the_lock_and_deletes_nothing_while_another_run_holds_it(
+    target: Target,
+) -> None:
+    before = _install(target)
+    other = Lock(Kube(kubeconfig=str(target.kube.kubeconfig_path)), "gitlab-runner", me="busy")
+    assert other.try_acquire() is None
+
+    result = target.run("uninstall", "--yes", "--timeout", "3")
+    other.release()
+
+    assert result.exit_code == 5, result.output
+    assert "namespace gitlab-runner is locked by busy" in result.stderr
+    assert target.gitlab.writes() == []
+    assert _ours(target) == before
+    assert len(target.group_runners()) == 1
+
+
+def test_a_runner_created_while_uninstall_waited_for_the_lock_goes_too(target: Target) -> None:
+    # Another install made a runner (and never stored it) between our plan and our lock:
+    # the plan made again under the lock deletes it as well.
+    _install(target)
+    fault = target.kube.inject("delay", match=("POST", f"{LEASES}$"), seconds=1)
+    seeded: list[int] = []
+
+    def seed() -> None:
+        for _ in range(3000):
+            if fault.fired:
+                seeded.append(_seed_marked_runner(target))
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=seed, daemon=True)
+    watcher.start()
+    result = target.run("uninstall", "--yes")
+    watcher.join()
+
+    assert result.exit_code == 0, result.output
+    assert seeded, "uninstall took no lock"
+    assert target.group_runners() == []
