@@ -6,6 +6,8 @@ import json
 import tomllib
 from typing import Any
 
+from bootstrap.workflow import ops_runner_attributes
+from tests.conftest import make_settings
 from tests.e2e.conftest import Target
 from tests.fakes.fixtures import OWNER_API_TOKEN, READER_TOKEN
 
@@ -238,3 +240,16 @@ def test_a_change_only_in_gitlab_is_made_under_the_lock(target: Target) -> None:
     assert all(w.split()[1].startswith(leases) for w in target.kube_writes())
     [token] = target.gitlab.access_tokens.active("mygroup")
     assert _ops_variable(target, "GITLAB_TOKEN") == token.token
+
+
+def test_uninstall_removes_every_marked_ops_runner_at_once(target: Target) -> None:
+    _loop(target)
+    assert target.run("install").exit_code == 0
+    settings = make_settings(gitlab={"group": "mygroup"}, kubernetes={"cluster_name": "fake"})
+    extra = target.gitlab.add_runner(project=OPS, **ops_runner_attributes(settings)).id
+
+    result = target.run("uninstall", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert target.gitlab.runners == {}
+    assert f"#{extra} (" in result.stdout.split("deleted ops runners ")[1]

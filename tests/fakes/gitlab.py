@@ -536,9 +536,11 @@ class FakeGitLab(FakeServer):
         runner_type: str = "group_type",
         *,
         group: str | None = None,
+        project: str | None = None,
         **attrs: Any,
     ) -> Runner:
-        """Seed a runner directly (e.g. an instance runner or a leftover group runner)."""
+        """Seed a runner directly (e.g. an instance runner, a leftover group runner, or with
+        ``project`` a project runner of that project)."""
         with self.lock:
             group_id = None
             if group is not None:
@@ -546,6 +548,10 @@ class FakeGitLab(FakeServer):
                 if found is None:
                     raise KeyError(group)
                 group_id = found.id
+            if project is not None:
+                runner = self._new_runner("project_type", None, None, attrs)
+                runner.project_id = self.projects_api.get(project).id
+                return runner
             return self._new_runner(runner_type, group_id, None, attrs)
 
     def set_token_expiry(self, seconds: float | None) -> None:
