@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -242,18 +243,49 @@ def rotate(
         result.ops = _rotate_entry(run, OPS_ENTRY, fresh)
     if in_ops_job(settings, environ or {}) and ctx.token_info is not None:
         # Last: GitLab revokes the job's token at its renewal.
-        result.loop_token = renew_own_token(
-            settings,
-            ctx.gitlab,
-            ctx.group_id,
-            ctx.token_info.expires_at,
-            within=within if not force else None,
-            now=run.moment,
-            dry_run=dry_run,
-            reporter=report,
-        )
+        result.loop_token = _renew_loop_token(run, ctx.token_info.expires_at)
     result.requests = requests_made(ctx)
     return result
+
+
+def _renew_loop_token(run: _Run, expires_at: str | None) -> RenewResult:
+    """Renew the job's own token when due, its writes under the namespace's lock.
+
+    The decision is made first without writing (a dry run of the renewal is date arithmetic
+    only), so a day with nothing due takes no Lease either.
+    """
+    ctx = run.ctx
+
+    def renew(*, dry_run: bool) -> RenewResult:
+        return renew_own_token(
+            ctx.settings,
+            ctx.gitlab,
+            ctx.group_id,
+            expires_at,
+            within=run.within if not run.force else None,
+            now=run.moment,
+            dry_run=dry_run,
+            reporter=ctx.reporter,
+        )
+
+    planned = renew(dry_run=True)
+    if run.dry_run or planned.action != "would renew":
+        return planned
+    with _lock(run):
+        return renew(dry_run=False)
+
+
+def _lock(run: _Run) -> AbstractContextManager[Any]:
+    """The namespace's lock; while held, every Kubernetes and GitLab write checks it."""
+    ctx = run.ctx
+    return locked(
+        ctx.kube,
+        ctx.settings.kubernetes.namespace,
+        deadline=run.deadline,
+        on_wait=tell_waiting(ctx.reporter),
+        duration=ctx.settings.kubernetes.lock_duration,
+        guard=(ctx.gitlab,),
+    )
 
 
 @dataclass(frozen=True)
@@ -321,24 +353,11 @@ def _rotate_entry(run: _Run, entry: int, secret: dict[str, Any] | None) -> Rotat
                 "token (POST /runners/reset_authentication_token)"
             )
     if decision == "skip" and not run.dry_run and secret and _pod_is_behind(deploy, secret):
-        # An earlier rotation stored the token but did not roll the pod: do it now, or the
-        # runner keeps a revoked token in memory until it restarts.
-        _roll(
-            ctx, config_checksum(secret_text(secret, "config.toml"), secret_text(secret, "ca.crt"))
-        )
-        result.reason += "; the runner pod was behind the Secret and was rolled"
-        report.info("The runner pod ran an older config than the Secret: rolled it")
+        _roll_behind(run, result)
     if decision == "skip" or run.dry_run:
         return result
 
-    with locked(
-        kube,
-        ns,
-        deadline=run.deadline,
-        on_wait=tell_waiting(report),
-        duration=settings.kubernetes.lock_duration,
-        guard=(ctx.gitlab,),
-    ):
+    with _lock(run):
         fresh = kube.get("Secret", n.CONFIG_SECRET, ns)
         if _version(fresh) != _version(secret) and fresh is not None:
             # Another install or rotate changed the token while we waited: decide again.
@@ -436,6 +455,24 @@ def _roll(ctx: Context, checksum: str) -> None:
         "spec": {"template": {"metadata": {"annotations": {n.ANNOTATION_CHECKSUM: checksum}}}},
     }
     ctx.kube.apply(patch, manager=n.ROTATE_FIELD_MANAGER)
+
+
+def _roll_behind(run: _Run, result: RotateResult) -> None:
+    """An earlier rotation stored the token but did not roll the pod: roll it now, under the
+    lock, or the runner keeps a revoked token in memory until it restarts.
+
+    Decided again under the lock from fresh reads: another run may have rolled it meanwhile.
+    """
+    ctx, ns = run.ctx, run.ctx.settings.kubernetes.namespace
+    with _lock(run):
+        secret = ctx.kube.get("Secret", n.CONFIG_SECRET, ns)
+        deploy = ctx.kube.get("Deployment", n.DEPLOYMENT, ns)
+        if secret is None or not _pod_is_behind(deploy, secret):
+            return
+        config = secret_text(secret, "config.toml")
+        _roll(ctx, config_checksum(config, secret_text(secret, "ca.crt")))
+    result.reason += "; the runner pod was behind the Secret and was rolled"
+    ctx.reporter.info("The runner pod ran an older config than the Secret: rolled it")
 
 
 def _pod_is_behind(deploy: dict[str, Any] | None, secret: dict[str, Any]) -> bool:

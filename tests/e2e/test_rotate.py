@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from bootstrap.lock import Holder, Lock
+from bootstrap.lock import locked as real_locked
 from bootstrap.render.objects import config_checksum
 from tests.e2e.conftest import Target
+from tests.fakes.fixtures import OWNER_API_TOKEN
 from tests.fakes.gitlab import OWNER
+
+OPS = "mygroup/gitlab-eci-bootstrap"
 
 DAY = 86400.0
 
@@ -249,3 +258,54 @@ def test_rotate_on_a_hand_edited_config_refuses_before_resetting(
     assert target.run("install").exit_code == 0
     assert target.run("rotate", "--force").exit_code == 0
     _assert_converged(target)
+
+
+@contextmanager
+def _lost_on_entry(*args: Any, **kwargs: Any) -> Iterator[Lock]:
+    """The real lock, taken over by another run as soon as it is held (a paused holder)."""
+    with real_locked(*args, **kwargs) as lock:
+        lock.lost = Holder("other-host/pid-9/cafe0000", datetime.now(UTC), 60)
+        yield lock
+
+
+def test_a_lost_lease_stops_the_roll_of_a_pod_left_behind(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target.gitlab.set_token_expiry(30 * DAY)
+    assert target.run("install").exit_code == 0
+    for _ in range(3):  # a rotation stored its token, then failed to patch the Deployment
+        target.kube.inject("500", match=("PATCH", r"/deployments/gitlab-runner$"))
+    assert target.run("rotate", "--force").exit_code == 4
+    monkeypatch.setattr("bootstrap.rotate.locked", _lost_on_entry)
+    target.kube.clear_log()
+
+    result = target.run("rotate", "--if-expiring-within", "7d")
+
+    assert result.exit_code == 4, result.output
+    assert "lost the lock of namespace gitlab-runner to other-host" in result.output
+    assert not _checksum_matches(target)
+    assert [w for w in target.kube_writes() if "/deployments/" in w] == []
+
+
+def test_a_lost_lease_stops_the_renewal_of_the_jobs_own_token(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target.token, target.publish = OWNER_API_TOKEN, True
+    target.gitlab.set_token_expiry(30 * DAY)  # the runner tokens are not due
+    assert target.run("install").exit_code == 0
+    ops = target.gitlab.project(OPS)
+    [variable] = [v for v in ops.variables if v.key == "GITLAB_TOKEN"]
+    loop = target.gitlab.tokens[variable.value]
+    loop.expires_at = date.today() + timedelta(days=3)  # within the 7d window
+    target.token = loop.token
+    target.extra_env["CI_PROJECT_PATH"] = OPS  # as the ops project's job runs it
+    monkeypatch.setattr("bootstrap.rotate.locked", _lost_on_entry)
+    target.gitlab.clear_log()
+
+    result = target.run("rotate", "--if-expiring-within", "7d")
+
+    assert result.exit_code == 4, result.output
+    assert "lost the lock of namespace gitlab-runner to other-host" in result.output
+    assert target.gitlab_writes() == []
+    assert loop.active
+    assert target.gitlab.tokens[variable.value] is loop
