@@ -117,3 +117,15 @@ def test_the_read_commands_end_at_the_timeout_too(
     [error] = _error_lines(proc.stderr)
     assert f"GitLab at {silent_url} did not answer: --timeout 3s passed" in error
     assert "Traceback" not in proc.stderr
+
+
+def test_a_gitlab_that_never_answers_ends_the_run_at_the_timeout_in_process(
+    silent_url: str, target: Target
+) -> None:
+    # The same as above in-process, so that scripts/mutation can run it on a mutant of
+    # GitLab._call (a request not cut to what is left of --timeout waits its own 30 s).
+    target.gitlab_url = silent_url
+    result = target.run("install", "--dry-run", "--timeout", "2s")
+    assert result.exit_code == 5, result.output
+    assert f"GitLab at {silent_url} did not answer: --timeout 2s passed" in result.stderr
+    assert "may or may not" not in result.stderr
