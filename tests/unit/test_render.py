@@ -529,6 +529,21 @@ def test_only_the_sealed_ops_entry_runs_jobs_as_the_rotator() -> None:
     assert ops["feature_flags"]["FF_DISABLE_AUTOMATIC_TOKEN_ROTATION"] is True
 
 
+def test_no_entry_records_a_token_expiry_the_runner_would_act_on() -> None:
+    # gitlab-runner v18.11.4 schedules its own renewal only for entries with
+    # token_expires_at; with FF_DISABLE_AUTOMATIC_TOKEN_ROTATION its renewal goroutine then
+    # returns for good, and the next config reloads block on the channel only it drains
+    # (commands/multi.go:199,341-348,374,431; docs/rotation.md). So neither the rendered
+    # file nor rotate's rewrite of it may carry one.
+    config = render(_settings("everything", "eci"), CREDS).config_toml
+    rotated = replace_token(config, Secret("glrt-t1_RotatedTokenValue000000"), OPS_ENTRY).reveal()
+    for text in (config, rotated):
+        entries = tomllib.loads(text)["runners"]
+        assert len(entries) == 2
+        for entry in entries:
+            assert not {"token_expires_at", "token_obtained_at"} & set(entry)
+
+
 def test_without_in_cluster_rotation_there_is_no_rotator_and_no_ops_entry() -> None:
     rendered = render(make_settings(rotation={"in_cluster": False}), CREDS)
     assert not [o for o in rendered.objects if o.name == "gitlab-runner-rotator"]
