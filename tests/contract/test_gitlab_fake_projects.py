@@ -828,8 +828,16 @@ def test_no_update_hides_a_variable_and_a_hidden_one_keeps_its_mask(
     fake_gitlab.add_project(TEMPLATES, FILES)
     project = client(fake_gitlab).projects.get(TEMPLATES)
     project.variables.create({"key": "PLAIN", "value": "glpat-plain-value-123"})
+    # ``value`` sent too: python-gitlab 4.4 (the lowest allowed) requires it; GitLab does not.
     updated = project.variables.update(
-        "PLAIN", {"masked_and_hidden": True, "hidden": True, "masked": True, "protected": True}
+        "PLAIN",
+        {
+            "value": "glpat-plain-value-123",
+            "masked_and_hidden": True,
+            "hidden": True,
+            "masked": True,
+            "protected": True,
+        },
     )
     # Masked and protected now, but still shown: only a new variable can be hidden.
     assert (updated["hidden"], updated["masked"], updated["protected"]) == (False, True, True)
@@ -839,7 +847,7 @@ def test_no_update_hides_a_variable_and_a_hidden_one_keeps_its_mask(
         {"key": "HIDDEN", "value": "glpat-hidden-value-45", "masked_and_hidden": True}
     )
     with pytest.raises(gitlab.GitlabUpdateError) as caught:
-        project.variables.update("HIDDEN", {"masked": False})
+        project.variables.update("HIDDEN", {"value": "glpat-hidden-value-45", "masked": False})
     assert (caught.value.response_code, caught.value.error_message) == (
         400,
         {"base": ["Updating masked attribute is not allowed on updates for hidden variables."]},
