@@ -84,6 +84,21 @@ def test_only_an_owner_may_create_or_list(fake_gitlab: FakeGitLab) -> None:
     assert scope.value.response_code == 401
 
 
+def test_an_owner_bot_may_list_its_groups_tokens_but_not_create_one(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    """group_policy.rb: reading needs ``admin_group`` (the bot's Owner role has it);
+    ``project_bot_access`` prevents only creating (and managing) access tokens."""
+    made = create(fake_gitlab)
+    group = client(fake_gitlab, str(made["token"])).groups.get(GROUP, lazy=True)
+    assert [t.id for t in group.access_tokens.list()] == [made["id"]]
+    assert group.access_tokens.get(made["id"]).active
+    with pytest.raises(gitlab.GitlabCreateError) as caught:
+        group.access_tokens.create({"name": "another", "scopes": ["api"], "access_level": 50})
+    assert caught.value.response_code == 400
+    assert "does not have permission" in str(caught.value)
+
+
 def test_unavailable_group_access_tokens_refuse_creation(fake_gitlab: FakeGitLab) -> None:
     fake_gitlab.access_tokens.available = False
     with pytest.raises(gitlab.GitlabCreateError) as caught:

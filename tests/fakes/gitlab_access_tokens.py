@@ -115,9 +115,18 @@ class AccessTokensApi:
         return [t for t in self.of_group(full_path) if t.active]
 
     def _owner(self, call: Call, group: Group) -> bool:
+        """``create_resource_access_tokens``: an Owner or admin, never a bot (the policy's
+        ``project_bot_access`` prevents it)."""
         user = call.user
         assert user is not None
-        return user.admin or (not user.bot and self.fake.access_level(user, group) >= OWNER)
+        return not user.bot and self._admin_group(call, group)
+
+    def _admin_group(self, call: Call, group: Group) -> bool:
+        """``read_``/``destroy_resource_access_tokens`` (``app/policies/group_policy.rb``):
+        whoever may ``admin_group``, an Owner or admin; a bot with the Owner role too."""
+        user = call.user
+        assert user is not None
+        return user.admin or self.fake.access_level(user, group) >= OWNER
 
     def _json(self, pat: PersonalAccessToken, *, with_token: bool = False) -> dict[str, Any]:
         """``Entities::ResourceAccessToken`` (``…WithToken`` adds ``token``)."""
@@ -150,14 +159,14 @@ class AccessTokensApi:
 
     def _list(self, call: Call) -> Response:
         group = self.fake.visible_group(call, call.params["id"])
-        if not self._owner(call, group):
+        if not self._admin_group(call, group):
             raise error(401, "401 Unauthorized")
         items = [self._json(t) for t in self.of_group(group.full_path)]
         return self.fake.paginate(call, items)
 
     def _get(self, call: Call) -> Response:
         group = self.fake.visible_group(call, call.params["id"])
-        if not self._owner(call, group):
+        if not self._admin_group(call, group):
             raise error(401, "401 Unauthorized")
         pat = self.find_token(group, to_int(call.params["token_id"], "token_id"))
         if pat is None:
@@ -206,7 +215,7 @@ class AccessTokensApi:
         pat = self.find_token(group, to_int(call.params["token_id"], "token_id"))
         if pat is None:
             raise not_found("Group Access Token")
-        if not self._owner(call, group):
+        if not self._admin_group(call, group):
             user = call.user
             assert user is not None
             raise bad_request(f"{user.name} cannot delete {self.fake.users[pat.user_id].name}")
