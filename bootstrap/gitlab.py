@@ -285,6 +285,7 @@ class GitLab:
         self.shown_url = without_userinfo(url)  # what messages print
         self._token = expect_secret(token, "token")
         self.timeout = timeout
+        self._ca_file = ca_file
         self.retries = max(1, retries)
         self.backoff = backoff
         self.calls = Calls()
@@ -299,6 +300,17 @@ class GitLab:
             # so resending even a POST is safe). Other transient errors are ours (see _call).
             retry_transient_errors=False,
             user_agent=f"gitlab-eci-bootstrap/{__version__}",
+        )
+
+    def as_token(self, token: Secret) -> GitLab:
+        """A second connection to the same GitLab, authenticated with ``token``."""
+        return GitLab(
+            self.url,
+            token,
+            ca_file=self._ca_file,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
         )
 
     def switch_token(self, token: Secret) -> None:

@@ -634,7 +634,7 @@ def _loop_writes(loop: _Loop | None, schedule: ScheduleResult | None) -> bool:
     return (
         schedule.action != "unchanged"
         or bool(schedule.changes or schedule.duplicates)
-        or (token is not None and (token.changed or bool(token.revoked)))
+        or (token is not None and (token.changed or token.expiry_changed or bool(token.revoked)))
     )
 
 

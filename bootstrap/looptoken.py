@@ -21,7 +21,11 @@ out until ``install`` runs (``status`` says so).
 
 Where group access tokens are unavailable (GitLab.com Free, or disabled on the instance),
 ``[rotation] token_env`` names an environment variable holding a token, which install
-stores the same way (its fingerprint, not the value, goes into the id variable).
+stores the same way (its fingerprint, not the value, goes into the id variable). GitLab
+lists no such token to others, and its value is hidden: install reads its expiry with the
+token itself (``GET /personal_access_tokens/self``, ``lib/api/personal_access_tokens/
+self_information.rb``) and records it in the plain variable ``BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT``
+(``YYYY-MM-DD`` or ``never``), which ``status`` reads.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from bootstrap.secret import Secret
 
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
 TOKEN_ID_VARIABLE = "BOOTSTRAP_LOOP_TOKEN_ID"  # noqa: S105 - a variable name
+EXPIRES_VARIABLE = "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT"  # a user-given token's expiry
+NEVER = "never"
 SCOPES = ["api"]
 UNAVAILABLE = "does not have permission to create group access token"
 REPAIR = "bootstrap install"
@@ -69,6 +75,8 @@ class LoopTokenResult:
     warnings: list[str] = field(default_factory=list)
     #: Why a stored token is replaced ("" when it is not).
     reason: str = ""
+    #: A user-given token's recorded expiry is (or would be) rewritten.
+    expiry_changed: bool = False
 
     @property
     def changed(self) -> bool:
@@ -152,7 +160,11 @@ def ensure_loop_token(
         return result
     stored_id = str(id_var.get("value") or "") if id_var else ""
     if given is not None:
-        return _store_given(gitlab, project, given, stored, stored_id, result, dry_run, report)
+        expiry = _given_expiry(settings, gitlab, given)
+        result.expires_at = None if expiry == NEVER else expiry
+        _store_given(gitlab, project, given, stored, stored_id, result, dry_run, report)
+        _record_expiry(gitlab, project.id, expiry, result, dry_run, report)
+        return result
     tokens = gitlab.group_access_tokens(group_id)
     name = token_name(settings)
     current = next((t for t in tokens if str(t.id) == stored_id), None)
@@ -219,6 +231,45 @@ def _revoke_leftovers(
                 gitlab.revoke_group_access_token(group_id, leftover.id)
                 report.info(f"Revoked the unused group access token #{leftover.id} ({name})")
             result.revoked.append(leftover.id)
+
+
+def _given_expiry(settings: Settings, gitlab: GitLab, given: Secret) -> str:
+    """The user-given token's expiry (``YYYY-MM-DD`` or ``never``), read with the token
+    itself; GitLabError naming the variable when GitLab refuses it (before any write)."""
+    try:
+        info = gitlab.as_token(given).token_info()
+    except GitLabError as exc:
+        if exc.status != 401:
+            raise
+        name = settings.rotation.token_env
+        raise GitLabError(
+            f"GitLab refuses the token in {name} (401: revoked, expired or unknown): the "
+            "scheduled rotation could not use it",
+            hint=f"create a new token of a group Owner with the api scope, export {name}=<it> "
+            f"and run `bootstrap install --schedule-token-env {name}`",
+            status=401,
+        ) from None
+    return info.expires_at or NEVER
+
+
+def _record_expiry(
+    gitlab: GitLab,
+    project_id: int,
+    expiry: str,
+    result: LoopTokenResult,
+    dry_run: bool,
+    report: Reporter,
+) -> None:
+    """Write ``BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT`` when it differs from ``expiry`` (after the
+    token: a crash in between leaves the old expiry, rewritten by the next run)."""
+    current = gitlab.project_variable(project_id, EXPIRES_VARIABLE)
+    if current is not None and str(current.get("value") or "") == expiry:
+        return
+    result.expiry_changed = True
+    if dry_run:
+        return
+    gitlab.set_project_variable(project_id, EXPIRES_VARIABLE, expiry, exists=current is not None)
+    report.info(f"Recorded the expiry of {result.kind} ({expiry}) in {EXPIRES_VARIABLE}")
 
 
 def _store_given(
@@ -376,6 +427,8 @@ class LoopTokenCheck:
     #: The group access token's expiry (None: unknown or never).
     expires_at: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The token is one the user gave (``[rotation] token_env``): it cannot renew itself.
+    user_given: bool = False
 
 
 def check_loop_token(
@@ -411,8 +464,8 @@ def check_loop_token(
         )
     id_var = gitlab.project_variable(project_id, TOKEN_ID_VARIABLE)
     stored_id = str(id_var.get("value") or "") if id_var else ""
-    if not stored_id.isdigit():
-        return check  # a user-given token: GitLab does not list it here
+    if not stored_id.isdigit():  # a user-given token: GitLab does not list it here
+        return _check_given(gitlab, project_id, path, today, check)
     if not can_list:
         check.warnings.append(
             f"the loop's group access token #{stored_id} ({path}/{TOKEN_VARIABLE}) was not "
@@ -429,6 +482,31 @@ def check_loop_token(
         )
         return check
     check.expires_at = current.expires_at
+    return check
+
+
+def _check_given(
+    gitlab: GitLab, project_id: int, path: str, today: date, check: LoopTokenCheck
+) -> LoopTokenCheck:
+    """A user-given token, by the expiry install recorded (its value is hidden)."""
+    check.user_given = True
+    recorded = gitlab.project_variable(project_id, EXPIRES_VARIABLE)
+    expiry = str(recorded.get("value") or "") if recorded else ""
+    if not expiry:
+        check.warnings.append(
+            f"the expiry of the token in {path}/{TOKEN_VARIABLE} is not recorded "
+            f"({EXPIRES_VARIABLE}): run `bootstrap install` with the same token to record it"
+        )
+        return check
+    if expiry == NEVER:
+        return check
+    if _expired(expiry, today):
+        check.problem = (
+            f"the token in {path}/{TOKEN_VARIABLE} (given to install) expired on {expiry}: "
+            "the scheduled rotation is locked out"
+        )
+        return check
+    check.expires_at = expiry
     return check
 
 
@@ -471,7 +549,7 @@ def remove_loop_token(
             )
         for token in mine:
             gitlab.revoke_group_access_token(group_id, token.id)
-        for key in (TOKEN_VARIABLE, TOKEN_ID_VARIABLE):
+        for key in (TOKEN_VARIABLE, TOKEN_ID_VARIABLE, EXPIRES_VARIABLE):
             gitlab.delete_project_variable(project.id, key)
     except GitLabError as exc:
         if exc.status not in (401, 403):

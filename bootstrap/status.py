@@ -478,6 +478,9 @@ def _loop_token_problems(ctx: Context, now: datetime, expiring: list[str]) -> li
         return []
     for warning in check.warnings:
         ctx.warn(warning)
+    given = ctx.settings.rotation.token_env or "VAR"
+    if check.user_given:
+        repair = f"create a new token and run `bootstrap install --schedule-token-env {given}`"
     if check.problem is not None:
         return [Problem("gitlab", check.problem, repair)]
     expires_at = check.expires_at
@@ -485,6 +488,14 @@ def _loop_token_problems(ctx: Context, now: datetime, expiring: list[str]) -> li
         return []
     left = date.fromisoformat(expires_at) - now.date()
     if left > parse_duration(ctx.settings.rotation.rotate_before):
+        return []
+    if check.user_given:
+        ctx.warn(
+            f"the rotation job's token (given to install) expires on {expires_at} (in "
+            f"{left.days}d), within rotation.rotate_before ({ctx.settings.rotation.rotate_before})"
+            f": it cannot renew itself; {repair}"
+        )
+        expiring.append(f"the rotation job's token (given to install) expires on {expires_at}")
         return []
     ctx.warn(
         f"the rotation job's group access token expires on {expires_at} (in {left.days}d), "

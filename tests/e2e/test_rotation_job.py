@@ -372,6 +372,98 @@ def test_without_group_access_tokens_install_says_so_and_stores_the_named_token(
     assert Job(target, tmp_path).run().exit_code == 0
 
 
+LOOP_PAT = "glpat-loop-given-token-0123456"
+
+
+def _install_given(target: Target, expires_in: int) -> PersonalAccessToken:
+    """Install where GitLab has no group access tokens, with a token of the owner's that
+    expires in ``expires_in`` days given by --schedule-token-env; that token."""
+    target.gitlab.access_tokens.available = False
+    target.gitlab.set_token_expiry(30 * DAY)
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    given = target.gitlab.add_token(
+        "owner", LOOP_PAT, ["api"], name="loop", expires_at=date.today() + timedelta(expires_in)
+    )
+    target.extra_env["LOOP_TOKEN"] = LOOP_PAT
+    result = target.run("install", "--schedule-token-env", "LOOP_TOKEN")
+    assert result.exit_code == 0, result.output
+    return given
+
+
+def test_status_warns_before_a_given_token_expires_and_a_rerun_writes_nothing(
+    target: Target,
+) -> None:
+    given = _install_given(target, expires_in=5)
+    assert given.expires_at is not None
+    expires = given.expires_at.isoformat()
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT").value == expires
+
+    warned = target.run("status")
+
+    assert warned.exit_code == 0, warned.output
+    assert f"the rotation job's token (given to install) expires on {expires} (in 5d)" in (
+        warned.stderr
+    )
+    assert "run `bootstrap install --schedule-token-env VAR`" in warned.stderr
+    target.gitlab.clear_log()
+    rerun = target.run("install", "--schedule-token-env", "LOOP_TOKEN")
+    assert rerun.exit_code == 0, rerun.output
+    assert target.gitlab_writes() == [], rerun.output
+    given.expires_at = date.today() + timedelta(days=60)  # extended in GitLab's settings
+    assert target.run("install", "--schedule-token-env", "LOOP_TOKEN").exit_code == 0
+    assert _variable(target, "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT").value == (
+        given.expires_at.isoformat()
+    )
+    assert target.run("status").exit_code == 0
+    assert "given to install" not in target.run("status").stderr
+
+    assert target.run("uninstall", "--yes").exit_code == 0
+    keys = {v.key for v in target.gitlab.project(OPS).variables}
+    assert not keys & {"GITLAB_TOKEN", "BOOTSTRAP_LOOP_TOKEN_ID", "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT"}
+
+
+def test_status_says_an_expired_given_token_locks_the_loop_out(target: Target) -> None:
+    given = _install_given(target, expires_in=5)
+    # Six days on (the CLI's clock cannot move): the token expired yesterday.
+    given.expires_at = date.today() - timedelta(days=1)
+    with target.gitlab.lock:
+        [recorded] = [
+            v
+            for v in target.gitlab.projects_api.get(OPS).variables
+            if v.key == "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT"
+        ]
+        recorded.value = given.expires_at.isoformat()
+
+    status = target.run("status")
+
+    assert status.exit_code == 3, status.output
+    assert f"(given to install) expired on {given.expires_at.isoformat()}" in status.output
+    assert "the scheduled rotation is locked out" in status.output
+    assert "create a new token and run `bootstrap install --schedule-token-env VAR`" in (
+        status.output
+    )
+    assert LOOP_PAT not in status.output
+
+
+def test_install_refuses_a_given_token_gitlab_refuses_before_any_write(target: Target) -> None:
+    target.gitlab.access_tokens.available = False
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    target.gitlab.add_token("owner", LOOP_PAT, ["api"], name="loop")
+    target.gitlab.revoke_token(LOOP_PAT)
+    target.extra_env["LOOP_TOKEN"] = LOOP_PAT
+    assert target.run("install").exit_code == 0  # the rest is in place
+    target.gitlab.clear_log()
+
+    result = target.run("install", "--schedule-token-env", "LOOP_TOKEN")
+
+    assert result.exit_code == 3, result.output
+    assert "GitLab refuses the token in LOOP_TOKEN (401" in result.stderr
+    assert [r.path for r in target.gitlab.writes() if "/variables" in r.path] == []
+    assert LOOP_PAT not in result.output
+
+
 def test_uninstall_deletes_the_ops_project_only_when_asked(target: Target) -> None:
     _install(target, expiry_days=30)
     assert target.run("uninstall", "--yes").exit_code == 0
