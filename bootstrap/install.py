@@ -77,6 +77,8 @@ from bootstrap.workflow import (
     image_cache_supported,
     image_cache_wanted,
     live_attributes,
+    marked_ops_runners,
+    marked_runners,
     ops_runner_attributes,
     parallel,
     read_live,
@@ -109,6 +111,17 @@ class RunnerPlan:
     contact_before: str | None = None
     #: The attributes the settings ask for (what a create sends).
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: Other runners carrying this entry's marker (neither the one the Secret records nor the
+    #: one adopted): nothing holds their tokens, so they are deleted under the lock.
+    deletes: list[Runner] = field(default_factory=list)
+
+    @property
+    def delete_reason(self) -> str:
+        """Why each runner in ``deletes`` goes (the plan shows it)."""
+        return (
+            f"a duplicate: it carries the marker of this cluster and namespace too, but "
+            f"#{self.runner_id} is the one deployed; no pod holds its token"
+        )
 
     @property
     def previous(self) -> dict[str, Any]:
@@ -140,6 +153,10 @@ class RunnerPlan:
             "token_expires_at": self.token.expires_at
             if self.token
             else (self.runner.token_expires_at if self.runner else None),
+            "deletes": [
+                {"id": r.id, "description": r.description, "reason": self.delete_reason}
+                for r in self.deletes
+            ],
         }
 
 
@@ -173,6 +190,9 @@ class InstallResult:
         actions: dict[str, Action] = {"runner": self.runner.action_of_gitlab}
         if self.ops_runner is not None:
             actions["ops runner"] = self.ops_runner.action_of_gitlab
+        for label, plan in (("runner", self.runner), ("ops runner", self.ops_runner)):
+            for duplicate in plan.deletes if plan is not None else []:
+                actions[f"{label} #{duplicate.id}"] = "delete"
         if self.templates is not None and not self.templates.refused:
             t = self.templates
             actions["templates"] = (
@@ -246,6 +266,8 @@ class RunnerKind:
     find: Callable[[], Runner | None]
     create: Callable[[dict[str, Any]], NewToken]
     where: str
+    #: Every runner carrying this entry's marker (empty when GitLab hides notes).
+    marked: Callable[[], list[Runner]]
 
 
 def group_kind(ctx: Context) -> RunnerKind:
@@ -256,6 +278,7 @@ def group_kind(ctx: Context) -> RunnerKind:
         lambda: find_marked_runner(ctx),
         lambda attributes: ctx.gitlab.create_runner(ctx.group_id, attributes),
         ctx.settings.gitlab.group,
+        lambda: marked_runners(ctx),
     )
 
 
@@ -267,14 +290,24 @@ def ops_kind(ctx: Context, project_id: int, project_path: str) -> RunnerKind:
         lambda: find_ops_runner(ctx, project_id),
         lambda attributes: ctx.gitlab.create_project_runner(project_id, attributes),
         project_path,
+        lambda: marked_ops_runners(ctx, project_id),
     )
 
 
 def plan_runner(ctx: Context, stored: Stored, kind: RunnerKind | None = None) -> RunnerPlan:
-    """Decide create / reuse / reset, with reads only."""
+    """Decide create / reuse / reset, with reads only; and which duplicates go.
+
+    A duplicate is another runner carrying the same marker (the same cluster, namespace and
+    entry): one a run created after losing the lock, its create reaching GitLab after the
+    new holder had read the runners. Nothing holds its token, and GitLab may give it jobs
+    that never run. A create finds none (no runner carries the marker); a runner whose
+    marker names another cluster or namespace is never one.
+    """
     kind = kind or group_kind(ctx)
     plan = _plan_runner(ctx, stored, kind)
     plan.attributes = kind.attributes
+    if plan.runner is not None:
+        plan.deletes = [r for r in kind.marked() if r.id != plan.runner.id]
     return plan
 
 
@@ -667,7 +700,9 @@ class _Planned:
     @property
     def writes_nothing(self) -> bool:
         runners = [self.result.runner, self.result.ops_runner]
-        kept = all(r is None or (r.action == "reuse" and not r.updates) for r in runners)
+        kept = all(
+            r is None or (r.action == "reuse" and not r.updates and not r.deletes) for r in runners
+        )
         return kept and all(c.action == "unchanged" for c in self.result.changes)
 
 
@@ -799,9 +834,25 @@ def _execute(ctx: Context, planned: _Planned, loop: _Loop | None) -> InstallResu
     stored_now = _store_tokens(ctx, planned, new_token, new_ops)
     if failure is not None:
         raise failure
+    for label, plan in (("runner", runner_plan), ("ops runner", ops_plan)):
+        if plan is not None:
+            _delete_duplicates(ctx, plan, label)
     rest = [c for c in result.changes if not (c.obj.kind == "Secret" and c.obj.name in stored_now)]
     _apply(ctx, rest, dry_run=False, namespace_exists=True)
     return result
+
+
+def _delete_duplicates(ctx: Context, plan: RunnerPlan, label: str) -> None:
+    """Delete the other runners carrying the plan's marker, once the tokens are stored.
+
+    Under the lock, each delete checked against it like every write; the plan that named
+    them was made under the lock too, or from a Secret unchanged since (a run adopting one
+    of them would have stored it there).
+    """
+    for runner in plan.deletes:
+        gone = ctx.gitlab.delete_runner(runner.id)
+        what = "Deleted" if gone else "Found already deleted"
+        ctx.reporter.info(f"{what} {label} #{runner.id} ({plan.delete_reason})")
 
 
 def _store_tokens(
@@ -866,9 +917,9 @@ def _undo_creates(ctx: Context, made: list[tuple[int, str]], failure: KubeError)
     kill the runner that run deploys. Left alone, the runner is not an orphan for good: it
     carries this installation's marker (the ops runner: the ops project's runner marker),
     and every install whose Secret names no usable runner finds a marked one and resets its
-    token by id instead of creating another. (Only a create that reached GitLab after the
-    new holder's re-read can leave two marked runners; ``status`` reports that, and
-    ``uninstall`` removes every marked runner.) A delete that fails is left the same way;
+    token by id instead of creating another. (A create that reached GitLab after the new
+    holder's re-read leaves two marked runners: the next install deletes the one the Secret
+    does not record, see :func:`plan_runner`.) A delete that fails is left the same way;
     the Secret's error is the one raised.
     """
     for runner_id, kind in made:

@@ -7,7 +7,7 @@ from typing import Any
 
 from bootstrap import __version__
 from bootstrap.doctor import DoctorResult
-from bootstrap.install import InstallResult
+from bootstrap.install import InstallResult, RunnerPlan
 from bootstrap.looptoken import LoopTokenResult
 from bootstrap.ops import OpsResult
 from bootstrap.publish import PublishResult
@@ -51,6 +51,7 @@ def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
             f"      ~ {k}: {_value(previous[k])} -> {_value(v)}"
             for k, v in sorted(runner.updates.items())
         )
+    lines += _delete_lines(runner, "runner")
     ops = result.ops_runner
     if ops is not None:
         oid = f" #{ops.runner_id}" if ops.runner_id is not None else ""
@@ -63,6 +64,7 @@ def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
                 f"      ~ {k}: {_value(before[k])} -> {_value(v)}"
                 for k, v in sorted(ops.updates.items())
             )
+        lines += _delete_lines(ops, "ops runner")
     if result.templates is not None:
         lines.append(_templates_line(result.templates))
     if result.schedule is not None:
@@ -78,6 +80,13 @@ def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
             lines.extend("      " + line for line in change.diff.rstrip("\n").splitlines())
     lines.append(f"Plan: {_tally(result, done=False)}.")
     return "\n".join(lines) + "\n"
+
+
+def _delete_lines(plan: RunnerPlan, label: str) -> list[str]:
+    return [
+        f"GitLab: delete {label} #{r.id} ({r.description}) — {plan.delete_reason}"
+        for r in plan.deletes
+    ]
 
 
 def done_text(result: InstallResult, *, args: str = "") -> str:
@@ -122,16 +131,26 @@ def _tally(result: InstallResult, *, done: bool) -> str:
     """``3 to create, 1 to update, 8 unchanged (GitLab: …; Kubernetes: …)``."""
     gitlab, kube = result.gitlab_counts(), result.counts()
     words = (
-        {"create": "created", "update": "updated", "unchanged": "unchanged"}
+        {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged"}
         if done
-        else {"create": "to create", "update": "to update", "unchanged": "unchanged"}
+        else {
+            "create": "to create",
+            "update": "to update",
+            "delete": "to delete",
+            "unchanged": "unchanged",
+        }
     )
 
     def part(counts: dict[str, int], *, all_three: bool) -> str:
-        shown = [k for k in ("create", "update", "unchanged") if all_three or counts[k]]
-        return ", ".join(f"{counts[k]} {words[k]}" for k in shown) or "nothing"
+        # Deletes (duplicate runners) only when there are any.
+        shown = [
+            k
+            for k in ("create", "update", "delete", "unchanged")
+            if counts.get(k) or (all_three and k != "delete")
+        ]
+        return ", ".join(f"{counts.get(k, 0)} {words[k]}" for k in shown) or "nothing"
 
-    total = {k: gitlab[k] + kube[k] for k in gitlab}
+    total = {k: gitlab.get(k, 0) + kube.get(k, 0) for k in words}
     return (
         f"{part(total, all_three=True)} (GitLab: {part(gitlab, all_three=False)}; "
         f"Kubernetes: {part(kube, all_three=False)})"

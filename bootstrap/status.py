@@ -520,8 +520,8 @@ def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
             f"{len(others) + 1} runners of {ctx.settings.gitlab.group} carry the marker of this "
             f"cluster and namespace: #{runner.id} is the one deployed, {ids} "
             f"{'is' if len(others) == 1 else 'are'} not",
-            f"delete {ids} in GitLab (the group's Settings > CI/CD > Runners); jobs given to "
-            "it are never run",
+            f"run `bootstrap install`: it deletes {ids} (no pod runs jobs GitLab gives "
+            f"{'it' if len(others) == 1 else 'them'}) and keeps #{runner.id}",
         )
     ]
 

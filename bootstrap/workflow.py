@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -307,12 +307,21 @@ def ops_runner_attributes(settings: Settings) -> dict[str, Any]:
 def find_ops_runner(ctx: Context, project_id: int) -> Runner | None:
     """The ops project's rotation runner, by the marker in its maintenance note (a
     Maintainer of the project sees notes of its runners)."""
+    return next(_ops_runners(ctx, project_id), None)
+
+
+def marked_ops_runners(ctx: Context, project_id: int) -> list[Runner]:
+    """Every runner of the ops project carrying the ops runner's marker: more than one is a
+    duplicate (two installs that each created one)."""
+    return list(_ops_runners(ctx, project_id))
+
+
+def _ops_runners(ctx: Context, project_id: int) -> Iterator[Runner]:
     marker = n.ops_runner_marker(ctx.settings)
     for listed in ctx.gitlab.project_runners(project_id):
         runner = ctx.gitlab.runner(listed.id)
         if runner and marker in runner.maintenance_note:
-            return runner
-    return None
+            yield runner
 
 
 def live_attributes(runner: Runner) -> dict[str, Any]:

@@ -7,12 +7,14 @@ paused past its lease is a real process stopped with SIGSTOP.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,9 +42,11 @@ from tests.fakes.kube import FakeKube
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/gitlab-runner/leases"
 
 
-def _seed_unstored_runner(target: Target) -> int:
-    """The runner another run created for this cluster and namespace but never stored."""
-    settings = make_settings(gitlab={"group": GROUP}, kubernetes={"cluster_name": "fake"})
+def _seed_unstored_runner(target: Target, namespace: str = "gitlab-runner") -> int:
+    """The runner another run created for this cluster and ``namespace`` but never stored."""
+    settings = make_settings(
+        gitlab={"group": GROUP}, kubernetes={"cluster_name": "fake", "namespace": namespace}
+    )
     return target.gitlab.add_runner(group=GROUP, **runner_attributes(settings)).id
 
 
@@ -345,6 +349,75 @@ def test_status_is_unhealthy_with_two_marked_runners(target: Target) -> None:
     assert result.exit_code == 3, result.output
     assert "Healthy." not in result.output
     assert f"#{deployed} is the one deployed, #{duplicate} is not" in result.output
+    assert f"run `bootstrap install`: it deletes #{duplicate}" in result.output
+
+
+def test_install_deletes_a_duplicate_marked_runner_and_keeps_the_recorded_one(
+    target: Target,
+) -> None:
+    # A create sent by a run that lost the lock, reaching GitLab after the new holder's
+    # re-read: a second marked runner nobody holds a token for.
+    assert target.run("install").exit_code == 0
+    [deployed] = target.group_runners()
+    duplicate = _seed_unstored_runner(target)
+    neighbour = _seed_unstored_runner(target, namespace="other-ns")  # another installation
+    target.gitlab.clear_log()
+
+    planned = target.run("install", "--dry-run")
+
+    assert planned.exit_code == 0, planned.output
+    assert f"GitLab: delete runner #{duplicate} (" in planned.output
+    assert (
+        f"a duplicate: it carries the marker of this cluster and namespace too, but "
+        f"#{deployed} is the one deployed" in planned.output
+    )
+    assert f"#{neighbour}" not in planned.output
+    assert "1 to delete" in planned.output
+    assert target.gitlab_writes() == []
+    assert sorted(target.group_runners()) == sorted([deployed, duplicate, neighbour])
+
+    result = target.run("install", "--output", "json")
+
+    assert result.exit_code == 0, result.output
+    assert sorted(target.group_runners()) == sorted([deployed, neighbour])
+    assert f"Deleted runner #{duplicate} (a duplicate" in result.output
+    report = json.loads(result.stdout)
+    assert report["runner"]["action"] == "reuse"
+    assert report["runner"]["id"] == deployed
+    assert [d["id"] for d in report["runner"]["deletes"]] == [duplicate]
+    assert report["summary_by_system"]["gitlab"]["delete"] == 1
+    assert tomllib.loads(target.stored_config())["runners"][0]["token"] == (
+        target.gitlab.runners[deployed].token
+    )
+
+    status = target.run("status")
+    assert status.exit_code == 0, status.output
+    assert "Healthy." in status.output
+
+    target.gitlab.clear_log()
+    target.kube.clear_log()
+    again = target.run("install")
+    assert again.exit_code == 0, again.output
+    assert target.gitlab_writes() == []
+    assert target.kube_writes() == []
+
+
+def test_install_adopting_a_marked_runner_deletes_the_other_one(target: Target) -> None:
+    # Nothing stored (the Secret's holder never stored its create), two marked runners: one
+    # is adopted (its token reset and stored), the other deleted.
+    first, second = _seed_unstored_runner(target), _seed_unstored_runner(target)
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    [kept] = target.group_runners()
+    assert kept in (first, second)
+    assert f"Deleted runner #{({first, second} - {kept}).pop()} (a duplicate" in result.output
+    assert "1 deleted" in result.output
+    assert tomllib.loads(target.stored_config())["runners"][0]["token"] == (
+        target.gitlab.runners[kept].token
+    )
+    assert target.run("status").exit_code == 0
 
 
 # --- who holds it: the process record ---------------------------------------------------------

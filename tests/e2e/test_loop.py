@@ -253,3 +253,20 @@ def test_uninstall_removes_every_marked_ops_runner_at_once(target: Target) -> No
     assert result.exit_code == 0, result.output
     assert target.gitlab.runners == {}
     assert f"#{extra} (" in result.stdout.split("deleted ops runners ")[1]
+
+
+def test_install_deletes_a_duplicate_ops_runner(target: Target) -> None:
+    _loop(target)
+    assert target.run("install").exit_code == 0
+    recorded = {r.runner_type: r.id for r in target.gitlab.runners.values()}["project_type"]
+    settings = make_settings(gitlab={"group": "mygroup"}, kubernetes={"cluster_name": "fake"})
+    extra = target.gitlab.add_runner(project=OPS, **ops_runner_attributes(settings)).id
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    assert f"GitLab: delete ops runner #{extra} (" in result.output
+    assert f"Deleted ops runner #{extra} (a duplicate" in result.output
+    assert extra not in target.gitlab.runners
+    assert recorded in target.gitlab.runners
+    assert len(target.gitlab.runners) == 2  # the group runner and the recorded ops runner
