@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -195,11 +195,13 @@ class InstallResult:
                 actions[f"{label} #{duplicate.id}"] = "delete"
         if self.templates is not None and not self.templates.refused:
             t = self.templates
+            # A plan's catalog False: publish marks the project a Catalog resource (a write).
+            marks = t.dry_run and t.catalog is False
             actions["templates"] = (
                 "create"
                 if t.project_created
                 else "update"
-                if t.changed or t.tag_created
+                if t.changed or t.tag_created or marks
                 else "unchanged"
             )
         ops = self.schedule.ops if self.schedule is not None else None
@@ -420,8 +422,11 @@ def install(
         templates: also publish the CI templates (``bootstrap templates publish``).
         schedule: also create or update the token rotation schedule.
         reporter: progress output.
-        on_plan: called with the plan of a real run just before it acts (the CLI prints
-            it with the dry run's words); not called when nothing is to change.
+        on_plan: called with the whole plan of a real run (the runners, the objects, the
+            templates, the ops project, the schedule and the loop token) before its first
+            write (the CLI prints it with the dry run's words), and again with the new plan
+            when another run changed the state before the lock was held; not called when
+            nothing is to change.
 
     Raises:
         InvalidInput, GitLabError, KubeError, WaitTimeout: mapped to exit codes by the CLI.
@@ -500,16 +505,20 @@ def install(
         planned = _plan(
             ctx, local, image_cache_ok, namespace_exists, loop, dry_run=False, others=loop_writes
         )
+        # The whole plan, the rest of the loop's included, as the dry run shows it.
+        planned.result.templates, planned.result.schedule = templates_planned, schedule_planned
         if planned.writes_nothing and not loop_writes:
             # Nothing to change: no lock either, so a no-op run writes nothing at all.
             result = planned.result
-            result.templates, result.schedule = templates_planned, schedule_planned
             if templates_planned is not None:
                 templates_planned.dry_run = False  # nothing to publish: done as it is
             for warning in schedule_planned.warnings if schedule_planned else []:
                 report.warn(warning)
             _wait(ctx, result, deadline, wait=wait, changed=False)
         else:
+            if on_plan is not None:
+                # Before the first write (the namespace's): every write the run will make.
+                on_plan(planned.result)
             result = _install_locked(
                 ctx,
                 planned,
@@ -588,6 +597,15 @@ def _install_locked(
         # Another run may have acted between our reads and the lock: plan again from what is
         # there now unless nothing the plan depended on changed.
         moved = before is not None and loop is not None and before.project_id != loop.project_id
+        # This run created the ops project just now: the plan again is the same one, with the
+        # project's id (nothing to show twice).
+        created_here = (
+            moved
+            and before is not None
+            and before.project_id is None
+            and loop is not None
+            and loop.files.project_created
+        )
         if waited or moved or not _still_current(ctx, planned, loop):
             planned = _plan(
                 ctx,
@@ -598,8 +616,9 @@ def _install_locked(
                 dry_run=False,
                 others=True,
             )
-        if on_plan is not None:
-            on_plan(planned.result)
+            if on_plan is not None and (waited or not created_here):
+                # Another run acted meanwhile: show what this one does now.
+                on_plan(_replanned_rest(ctx, planned.result, loop, templates, token, environ))
         result = _execute(ctx, planned, loop)
         _wait(ctx, result, deadline, wait=wait)
         if templates:
@@ -616,6 +635,31 @@ def _install_locked(
         result.changes = [created_namespace] + [
             c for c in result.changes if c.obj.kind != "Namespace"
         ]
+    return result
+
+
+def _replanned_rest(
+    ctx: Context,
+    result: InstallResult,
+    loop: _Loop | None,
+    templates: bool,
+    token: Secret,
+    environ: Mapping[str, str],
+) -> InstallResult:
+    """A plan made again under the lock, with what the templates and the schedule would
+    change now (reads only: another run may have done them meanwhile).
+
+    The ops project is left out: it was written under the lock just before (its lines were
+    printed as it happened).
+    """
+    if templates:
+        result.templates = publish(
+            ctx.settings, token=token, dry_run=True, gitlab=ctx.gitlab, for_install=True
+        )
+    if loop is not None:
+        result.schedule = replace(
+            _schedule(ctx, loop, environ, dry_run=True, reporter=None), ops=None
+        )
     return result
 
 

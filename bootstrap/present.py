@@ -68,11 +68,12 @@ def plan_text(result: InstallResult, *, show_content: bool = False) -> str:
     if result.templates is not None:
         lines.append(_templates_line(result.templates))
     if result.schedule is not None:
+        # A plan's words ("would …"), the real run's plan before it acts too.
         if result.schedule.ops is not None:
-            lines.append(_ops_line(result.schedule.ops, dry_run=result.dry_run))
-        lines.append(_schedule_line(result.schedule, dry_run=result.dry_run))
+            lines.append(_ops_line(result.schedule.ops, dry_run=True))
+        lines.append(_schedule_line(result.schedule, dry_run=True))
         if result.schedule.token is not None:
-            lines.append(_loop_token_line(result.schedule.token, dry_run=result.dry_run))
+            lines.append(_loop_token_line(result.schedule.token, dry_run=True))
     lines.append("Kubernetes:")
     for change in result.changes:
         lines.append(f"  {_SIGN[change.action]} {change.ref:<48} {change.action}")
@@ -162,15 +163,25 @@ def _value(value: Any) -> str:
 
 
 def _templates_line(result: PublishResult) -> str:
-    would = "would " if result.dry_run else ""
+    """What publishing does (a plan: ``would …``) or did: the project, the commit, the tag."""
+    create, commit, tag = (
+        ("would create", "would commit", "would tag")
+        if result.dry_run
+        else ("created", "committed", "tagged")
+    )
     if result.refused:
         return f"Templates: {result.project}: refused: {result.refused}\n      fix: {result.fix}"
-    if not result.changed and not result.tag_created:
+    # A plan marks an existing project a CI/CD Catalog resource when it is none yet.
+    mark = result.dry_run and result.catalog is False
+    if not (result.project_created or result.changed or result.tag_created or mark):
         return f"Templates: {result.project} {result.tag} is up to date"
+    parts = [f"{create} the project"] if result.project_created else []
     files = len(result.created) + len(result.updated) + len(result.deleted)
-    parts = [f"{would}commit {files} files" if result.changed else "no file changed"]
+    parts.append(f"{commit} {files} files" if result.changed else "no file changed")
     if result.tag_created:
-        parts.append(f"{would}tag {result.tag}")
+        parts.append(f"{tag} {result.tag}")
+    if mark:
+        parts.append("would mark it a CI/CD Catalog resource")
     return f"Templates: {result.project}: " + ", ".join(parts)
 
 

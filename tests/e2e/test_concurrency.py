@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -70,6 +71,14 @@ def test_two_full_installs_at_once_build_one_rotation_loop(target: Target) -> No
     assert variables["GITLAB_TOKEN"] == token.token, "GITLAB_TOKEN holds another token"
     assert len(target.gitlab.access_tokens.of_group(GROUP)) == 1, "a second token was made"
     assert len(target.gitlab.runners) == 2  # the group runner and the ops runner, once each
+    # The later run showed its plan before any write, and once it held the lock what it
+    # does now: the other run had published the templates and made the schedule meanwhile.
+    [later] = [err for _, err in outputs if len(re.findall(r"^Plan: ", err, re.M)) == 2]
+    again = later[later.index("\nPlan: ") :]
+    assert f"Templates: {GROUP}/ci-templates v1.0.0 is up to date" in again
+    assert f"Schedule: {GROUP}/gitlab-eci-bootstrap rotation schedule is up to date" in again
+    valid = r"^Loop token: group access token #\d+, expires \S+ in .* is valid$"
+    assert re.search(valid, again, re.M)
 
 
 def test_status_shows_who_holds_the_lock(target: Target) -> None:

@@ -111,6 +111,12 @@ def test_a_waiter_adopts_the_runner_its_holder_created_but_never_stored(target: 
 
     assert result.exit_code == 0, result.output
     assert "Waiting for the lock held by other-host/pid-7/feedbeef" in result.output
+    # The plan shown before any write, then the new one once the holder's runner is seen.
+    err = result.stderr
+    first = err.index("GitLab: create runner — no runner for this cluster and namespace yet")
+    waiting = err.index("Waiting for the lock held by")
+    again = err.index(f"GitLab: reset the token of runner #{seeded[0]} — no usable token")
+    assert first < waiting < again < err.index(f"Reset the token of runner #{seeded[0]}")
     assert target.group_runners() == seeded, "the waiter created a second runner"
     assert target.stored_token() == target.gitlab.runner(seeded[0]).token
     assert not target.gitlab.requests("POST", "/api/v4/user/runners")[1:]

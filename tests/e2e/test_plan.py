@@ -167,3 +167,58 @@ def test_a_real_install_refuses_changed_released_templates_before_any_write(
     assert 'hint: publish a new version: set [templates] version = "1.0.1"' in result.stderr
     assert target.kube_writes() == []
     assert target.gitlab_writes() == []  # the runner's tags were not updated either
+
+
+def _first_write_line(stderr: str) -> int:
+    """Where the real run's first step line (``Created …``, ``Committed …``) starts."""
+    match = re.search(r"^(Created|Committed|Updated|Stored|Tagged) ", stderr, re.M)
+    assert match, stderr
+    return match.start()
+
+
+def test_a_real_runs_plan_lists_every_write_before_the_first_one(target: Target) -> None:
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    dry = target.run("install", "--dry-run")
+    dry_json = json.loads(target.run("install", "--dry-run", "--output", "json").stdout)
+
+    real = target.run("install")
+
+    assert real.exit_code == 0, real.output
+    plan = _plan_block(real.stderr)
+    # The same plan as the dry run's, word for word: the templates (project, commit, tag),
+    # the ops project, the schedule and the loop token included, the namespace as a create.
+    assert plan == _plan_block(dry.stdout)
+    assert "Templates: mygroup/ci-templates: would create the project, would commit" in plan
+    assert "Ops project: mygroup/gitlab-eci-bootstrap: would create the project" in plan
+    assert "Schedule: would create the rotation schedule" in plan
+    assert "Loop token: would create a group access token" in plan
+    assert "+ Namespace/gitlab-runner" in plan
+    # Shown before anything is written (the namespace, the ops project).
+    assert real.stderr.index(plan) < _first_write_line(real.stderr)
+    # Its totals are the dry run's JSON totals, and what the run then did.
+    gitlab = dry_json["summary_by_system"]["gitlab"]
+    assert f"(GitLab: {gitlab['create']} to create; Kubernetes: 10 to create)" in plan
+    assert f"Done: 16 created, 0 updated, 0 unchanged (GitLab: {gitlab['create']} created;" in (
+        real.stdout
+    )
+
+
+def test_a_plan_names_the_catalog_mark_it_would_make(target: Target) -> None:
+    target.token = OWNER_API_TOKEN
+    target.publish = True
+    assert target.run("install").exit_code == 0
+    with target.gitlab.lock:  # someone turned the Catalog resource off
+        target.gitlab.projects_api.get("mygroup/ci-templates").catalog_resource = False
+
+    dry = target.run("install", "--dry-run")
+    real = target.run("install")
+
+    assert dry.exit_code == 0, dry.output
+    assert (
+        "Templates: mygroup/ci-templates: no file changed, would mark it a CI/CD Catalog "
+        "resource" in dry.stdout
+    )
+    assert "(GitLab: 1 to update, 5 unchanged;" in dry.stdout
+    assert _plan_block(real.stderr) == _plan_block(dry.stdout)
+    assert "Marked mygroup/ci-templates as a CI/CD Catalog resource" in real.stderr
