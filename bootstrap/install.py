@@ -114,6 +114,8 @@ class RunnerPlan:
     #: Other runners carrying this entry's marker (neither the one the Secret records nor the
     #: one adopted): nothing holds their tokens, so they are deleted under the lock.
     deletes: list[Runner] = field(default_factory=list)
+    #: The duplicates GitLab refused to delete (403), by id: why, and what to do instead.
+    refused: dict[int, str] = field(default_factory=dict)
 
     @property
     def delete_reason(self) -> str:
@@ -154,7 +156,13 @@ class RunnerPlan:
             if self.token
             else (self.runner.token_expires_at if self.runner else None),
             "deletes": [
-                {"id": r.id, "description": r.description, "reason": self.delete_reason}
+                {
+                    "id": r.id,
+                    "description": r.description,
+                    "reason": self.delete_reason,
+                    # Why GitLab refused it (left in place, not counted as deleted).
+                    "refused": self.refused.get(r.id),
+                }
                 for r in self.deletes
             ],
         }
@@ -191,8 +199,11 @@ class InstallResult:
         if self.ops_runner is not None:
             actions["ops runner"] = self.ops_runner.action_of_gitlab
         for label, plan in (("runner", self.runner), ("ops runner", self.ops_runner)):
-            for duplicate in plan.deletes if plan is not None else []:
-                actions[f"{label} #{duplicate.id}"] = "delete"
+            if plan is None:
+                continue
+            for duplicate in plan.deletes:
+                refused = duplicate.id in plan.refused  # left as it was: not done
+                actions[f"{label} #{duplicate.id}"] = "unchanged" if refused else "delete"
         if self.templates is not None and not self.templates.refused:
             t = self.templates
             # A plan's catalog False: publish marks the project a Catalog resource (a write).
@@ -892,11 +903,46 @@ def _delete_duplicates(ctx: Context, plan: RunnerPlan, label: str) -> None:
     Under the lock, each delete checked against it like every write; the plan that named
     them was made under the lock too, or from a Secret unchanged since (a run adopting one
     of them would have stored it there).
+
+    A delete GitLab refuses (403) is warned about, naming what to do, and the run goes on:
+    the duplicate holds no token any pod uses, and failing here would fail every install
+    (and leave the objects unapplied) until someone with more rights acts.
     """
     for runner in plan.deletes:
-        gone = ctx.gitlab.delete_runner(runner.id)
+        try:
+            gone = ctx.gitlab.delete_runner(runner.id)
+        except GitLabError as exc:
+            if exc.status != 403:
+                raise
+            plan.refused[runner.id] = str(exc)
+            ctx.warn(_refused_delete(label, runner, plan, exc))
+            continue
         what = "Deleted" if gone else "Found already deleted"
         ctx.reporter.info(f"{what} {label} #{runner.id} ({plan.delete_reason})")
+
+
+#: GitLab's 403 for a project runner assigned to more projects (``authenticate_delete_runner!``).
+MORE_THAN_ONE_PROJECT = "Runner associated with more than one project"
+
+
+def _refused_delete(label: str, runner: Runner, plan: RunnerPlan, exc: GitLabError) -> str:
+    """The warning for a duplicate GitLab would not delete: which, why, and who can."""
+    if MORE_THAN_ONE_PROJECT in str(exc):
+        fix = (
+            "it is assigned to other projects too: unassign it there (each project's Settings "
+            "> CI/CD > Runners), or have a GitLab administrator delete it (Admin area > CI/CD "
+            "> Runners)"
+        )
+    else:
+        fix = (
+            "this token's user may not delete it: have an Owner of its group (a project "
+            "runner: a Maintainer of its project) or a GitLab administrator delete it"
+        )
+    return (
+        f"could not delete {label} #{runner.id} ({runner.description}), a duplicate of "
+        f"#{plan.runner_id}: {exc}; it is left in place (no pod holds its token). {fix}; "
+        "the next install tries again"
+    )
 
 
 def _store_tokens(

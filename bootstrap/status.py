@@ -58,6 +58,7 @@ from bootstrap.workflow import (
     image_cache_supported,
     image_cache_wanted,
     managed_selector,
+    marked_ops_runners,
     marked_runners,
     note_blind_drift,
     our_contact,
@@ -451,16 +452,26 @@ def _ops_problems(
             )
         ]
     expiring.append(_warn_expiring(ctx, runner, token, now, label="ops runner"))
-    return _loop_token_problems(ctx, now, expiring)
-
-
-def _loop_token_problems(ctx: Context, now: datetime, expiring: list[str]) -> list[Problem]:
-    """The scheduled job's own token: missing or dead locks the loop out; expiring soon
-    warns (the job renews it within rotation.rotate_before)."""
     project = ctx.gitlab.project(ops_project(ctx.settings))
     if project is None:
         return []
-    project_id = project.id
+    return [
+        *_ops_duplicates(ctx, runner, project.id),
+        *_loop_token_problems(ctx, project.id, now, expiring),
+    ]
+
+
+def _ops_duplicates(ctx: Context, runner: Runner, project_id: int) -> list[Problem]:
+    """Other runners of the ops project with the ops runner's marker (install deletes them)."""
+    others = [r for r in marked_ops_runners(ctx, project_id) if r.id != runner.id]
+    return _duplicate_problems(runner, others, "ops runner", ops_project(ctx.settings))
+
+
+def _loop_token_problems(
+    ctx: Context, project_id: int, now: datetime, expiring: list[str]
+) -> list[Problem]:
+    """The scheduled job's own token: missing or dead locks the loop out; expiring soon
+    warns (the job renews it within rotation.rotate_before)."""
     repair = "run `bootstrap install`: it creates a new group access token and stores it"
     try:
         check = check_loop_token(
@@ -510,18 +521,26 @@ def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
     """Other runners with our marker: GitLab may give jobs to one no pod runs."""
     if runner is None:
         return []
-    others = [r.id for r in marked_runners(ctx) if r.id != runner.id]
+    others = [r for r in marked_runners(ctx) if r.id != runner.id]
+    return _duplicate_problems(runner, others, "runner", ctx.settings.gitlab.group)
+
+
+def _duplicate_problems(
+    runner: Runner, others: list[Runner], label: str, where: str
+) -> list[Problem]:
     if not others:
         return []
-    ids = ", ".join(f"#{i}" for i in others)
+    ids = ", ".join(f"#{r.id}" for r in others)
+    one = len(others) == 1
     return [
         Problem(
             "gitlab",
-            f"{len(others) + 1} runners of {ctx.settings.gitlab.group} carry the marker of this "
-            f"cluster and namespace: #{runner.id} is the one deployed, {ids} "
-            f"{'is' if len(others) == 1 else 'are'} not",
+            f"{len(others) + 1} {label}s of {where} carry the marker of this cluster and "
+            f"namespace: #{runner.id} is the one deployed, {ids} {'is' if one else 'are'} not",
             f"run `bootstrap install`: it deletes {ids} (no pod runs jobs GitLab gives "
-            f"{'it' if len(others) == 1 else 'them'}) and keeps #{runner.id}",
+            f"{'it' if one else 'them'}) and keeps #{runner.id}; where GitLab refuses (403: a "
+            "project runner assigned to more than one project, or a user who may not delete "
+            "it), a GitLab administrator deletes it in Admin area > CI/CD > Runners",
         )
     ]
 

@@ -650,3 +650,29 @@ def test_project_runners_belong_to_their_project_and_its_maintainers(
     assert dead.value.response_code == 403  # the old token is dead at once
     owner.http_delete(f"/runners/{runner_id}")
     assert fake_gitlab.runners == {}
+
+
+def test_a_project_runner_assigned_to_two_projects_is_deleted_by_an_admin_only(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    # lib/api/ci/runners.rb authenticate_delete_runner!: belongs_to_more_than_one_project?
+    ops = fake_gitlab.add_project(f"{GROUP}/ops", {"README.md": "x\n"})
+    other = fake_gitlab.add_project(f"{GROUP}/app", {"README.md": "x\n"})
+    runner = fake_gitlab.add_runner(project=ops.full_path, description="shared")
+    fake_gitlab.assign_runner(runner.id, other.full_path)
+    owner = client(fake_gitlab)
+
+    listed = owner.http_list(f"/projects/{other.id}/runners", query_data={"type": "project_type"})
+    assert [r["id"] for r in listed] == [runner.id]  # listed where it is assigned too
+    with pytest.raises(gitlab.exceptions.GitlabDeleteError) as refused:
+        owner.runners.delete(runner.id)
+    assert refused.value.response_code == 403
+    assert (
+        refused.value.error_message
+        == "403 Forbidden - Runner associated with more than one project"
+    )
+    assert runner.id in fake_gitlab.runners
+
+    fake_gitlab.add_user("root", "glpat-admin-0123456789", admin=True)
+    client(fake_gitlab, "glpat-admin-0123456789").runners.delete(runner.id)
+    assert runner.id not in fake_gitlab.runners

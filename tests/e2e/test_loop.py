@@ -255,6 +255,47 @@ def test_uninstall_removes_every_marked_ops_runner_at_once(target: Target) -> No
     assert f"#{extra} (" in result.stdout.split("deleted ops runners ")[1]
 
 
+def test_a_duplicate_gitlab_refuses_to_delete_is_warned_about_and_install_goes_on(
+    target: Target,
+) -> None:
+    # A project runner assigned to another project too: DELETE /runners/:id is 403 for
+    # anyone but an admin (lib/api/ci/runners.rb, authenticate_delete_runner!).
+    _loop(target)
+    assert target.run("install").exit_code == 0
+    settings = make_settings(gitlab={"group": "mygroup"}, kubernetes={"cluster_name": "fake"})
+    extra = target.gitlab.add_runner(project=OPS, **ops_runner_attributes(settings)).id
+    target.gitlab.add_project("mygroup/app", {"README.md": "x\n"})
+    target.gitlab.assign_runner(extra, "mygroup/app")
+    target.kube_delete("/apis/apps/v1/namespaces/gitlab-runner/deployments/gitlab-runner")
+
+    result = target.run("install", "--output", "json")
+
+    assert result.exit_code == 0, result.output
+    assert extra in target.gitlab.runners
+    assert f"could not delete ops runner #{extra} (" in result.stderr
+    assert "403 Forbidden - Runner associated with more than one project" in result.stderr
+    assert "unassign it there (each project's Settings > CI/CD > Runners)" in result.stderr
+    report = json.loads(result.stdout)
+    [refused] = report["ops_runner"]["deletes"]
+    assert refused["id"] == extra
+    assert "Runner associated with more than one project" in refused["refused"]
+    assert "delete" not in report["summary_by_system"]["gitlab"]  # not counted as done
+    assert any(f"ops runner #{extra}" in w for w in report["warnings"])
+    # The rest of the run was done: the Deployment is back.
+    assert target.kube.get_object("apps/v1", "Deployment", "gitlab-runner", "gitlab-runner")
+
+    again = target.run("install")
+    assert again.exit_code == 0, again.output  # not failing every run from now on
+    assert "Done: 0 created, 0 updated, " in again.stdout
+    assert f"could not delete ops runner #{extra}" in again.stderr
+
+    status = target.run("status")
+    assert status.exit_code == 3, status.output
+    assert f"2 ops runners of {OPS} carry the marker" in status.stdout
+    assert f"#{extra} is not" in status.stdout
+    assert "a GitLab administrator deletes it in Admin area > CI/CD > Runners" in status.stdout
+
+
 def test_install_deletes_a_duplicate_ops_runner(target: Target) -> None:
     _loop(target)
     assert target.run("install").exit_code == 0

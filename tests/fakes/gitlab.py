@@ -190,6 +190,9 @@ class Runner:
     token_expires_at: datetime | None
     group_id: int | None = None
     project_id: int | None = None
+    #: Further projects a project runner is assigned to (``Ci::RunnerProject`` rows beside
+    #: its owner project's): see :meth:`FakeGitLab.assign_runner`.
+    other_project_ids: list[int] = field(default_factory=list)
     description: str = ""
     paused: bool = False
     locked: bool = False
@@ -553,6 +556,16 @@ class FakeGitLab(FakeServer):
                 runner.project_id = self.projects_api.get(project).id
                 return runner
             return self._new_runner(runner_type, group_id, None, attrs)
+
+    def assign_runner(self, runner_id: int, project: str) -> None:
+        """Assign a project runner to one more project, as ``POST /projects/:id/runners``
+        (``Ci::Runners::AssignRunnerService``) does; that route is not served, its checks
+        (``authenticate_enable_runner!``: not locked, ``assign_runner``) not modelled."""
+        with self.lock:
+            runner = self._runners[runner_id]
+            if runner.runner_type != "project_type":
+                raise ValueError("only project runners are assigned to projects")
+            runner.other_project_ids.append(self.projects_api.get(project).id)
 
     def set_token_expiry(self, seconds: float | None) -> None:
         """Lifetime of runner tokens issued from now on (``None``: never expire)."""
@@ -1101,7 +1114,7 @@ class FakeGitLab(FakeServer):
             for r in sorted(self._runners.values(), key=lambda r: r.id)
             if r.runner_type == "instance_type"
             or (r.runner_type == "group_type" and r.group_id in lineage)
-            or (r.runner_type == "project_type" and r.project_id == project.id)
+            or (r.runner_type == "project_type" and project.id in _projects_of(r))
         ]
         runners = self._filter_runners(runners, call.args())
         return self.paginate(call, [self._runner_json(r) for r in runners])
@@ -1116,7 +1129,7 @@ class FakeGitLab(FakeServer):
             if runner.paused or (runner.access_level == "ref_protected" and not protected_ref):
                 return False
             if runner.runner_type == "project_type":
-                return runner.project_id == project.id
+                return project.id in _projects_of(runner)
             if runner.runner_type == "group_type":
                 group = self.find_group(project.namespace_id)
                 return group is not None and runner.group_id in {
@@ -1327,7 +1340,14 @@ class FakeGitLab(FakeServer):
         return self.json(self._runner_details_json(runner, call))
 
     def _delete_runner(self, call: Call) -> Response:
+        """``authenticate_delete_runner!``: an admin may always; anyone else gets 403 for a
+        project runner assigned to more than one project (checked first, as GitLab does;
+        ``RunnerPolicy`` prevents ``delete_runner`` then too), else needs ``delete_runner``
+        (``can_admin_runner``: as for an update)."""
         runner = self._runner_by_id(call)
+        assert call.user is not None
+        if not call.user.admin and len(_projects_of(runner)) > 1:
+            raise forbidden("Runner associated with more than one project")
         self._require_owner(call, runner)
         del self._runners[runner.id]
         return Response.empty(204)
@@ -1384,6 +1404,14 @@ class FakeGitLab(FakeServer):
         runner = self._runner_by_token(call)
         del self._runners[runner.id]
         return Response.empty(204)
+
+
+def _projects_of(runner: Runner) -> list[int]:
+    """A project runner's projects: its owner project first, then the ones it is assigned to
+    (``Ci::Runner#projects``); none for other runner types."""
+    if runner.runner_type != "project_type" or runner.project_id is None:
+        return []
+    return [runner.project_id, *runner.other_project_ids]
 
 
 def _expired(runner: Runner) -> bool:
