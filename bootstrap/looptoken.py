@@ -46,6 +46,8 @@ from bootstrap.secret import Secret
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - a variable name, not a token
 TOKEN_ID_VARIABLE = "BOOTSTRAP_LOOP_TOKEN_ID"  # noqa: S105 - a variable name
 EXPIRES_VARIABLE = "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT"  # a user-given token's expiry
+#: Every CI/CD variable of the ops project the loop's token owns (uninstall deletes each).
+LOOP_VARIABLES = (TOKEN_VARIABLE, TOKEN_ID_VARIABLE, EXPIRES_VARIABLE)
 NEVER = "never"
 SCOPES = ["api"]
 UNAVAILABLE = "does not have permission to create group access token"
@@ -521,8 +523,10 @@ def remove_loop_token(
     """Revoke the loop's group access token and delete its variables (uninstall).
 
     Revokes the token the id variable names and every active one of the loop's name (a
-    leftover of a lost answer). Returns what happened, None when there was nothing.
-    A token that may not do it only earns a warning naming what is left.
+    leftover of a lost answer), and deletes each of the loop's variables that is there —
+    also when only some are left (an interrupted uninstall, one deleted by hand). Returns
+    what happened, None when there was nothing. A token that may not do it only earns a
+    warning naming what is left.
     """
     report = reporter or QuietReporter()
     path = ops_project(settings)
@@ -530,8 +534,8 @@ def remove_loop_token(
     if project is None:
         return None
     try:
-        stored = gitlab.project_variable(project.id, TOKEN_VARIABLE)
-        id_var = gitlab.project_variable(project.id, TOKEN_ID_VARIABLE)
+        found = {key: gitlab.project_variable(project.id, key) for key in LOOP_VARIABLES}
+        id_var = found[TOKEN_ID_VARIABLE]
         stored_id = str(id_var.get("value") or "") if id_var else ""
         name = token_name(settings)
         mine = [
@@ -539,17 +543,16 @@ def remove_loop_token(
             for t in gitlab.group_access_tokens(group_id)
             if t.active and (str(t.id) == stored_id or t.name == name)
         ]
-        if stored is None and id_var is None and not mine:
+        present = [key for key, variable in found.items() if variable is not None]
+        if not present and not mine:
             return None
         ids = ", ".join(f"#{t.id}" for t in mine) or "none active"
+        variables = f"{', '.join(present)} of {path}" if present else "no variable (none left)"
         if dry_run:
-            return (
-                f"would revoke the loop's group access token ({ids}) and delete "
-                f"{path}/{TOKEN_VARIABLE}"
-            )
+            return f"would revoke the loop's group access token ({ids}) and delete {variables}"
         for token in mine:
             gitlab.revoke_group_access_token(group_id, token.id)
-        for key in (TOKEN_VARIABLE, TOKEN_ID_VARIABLE, EXPIRES_VARIABLE):
+        for key in present:
             gitlab.delete_project_variable(project.id, key)
     except GitLabError as exc:
         if exc.status not in (401, 403):
@@ -560,8 +563,8 @@ def remove_loop_token(
         )
         report.warn(message)
         return message
-    report.info(f"Revoked the loop's group access token ({ids}); deleted {path}/{TOKEN_VARIABLE}")
-    return f"revoked the loop's group access token ({ids}) and deleted {path}/{TOKEN_VARIABLE}"
+    report.info(f"Revoked the loop's group access token ({ids}); deleted {variables}")
+    return f"revoked the loop's group access token ({ids}) and deleted {variables}"
 
 
 def remove_ops_project(

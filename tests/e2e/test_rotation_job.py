@@ -423,6 +423,26 @@ def test_status_warns_before_a_given_token_expires_and_a_rerun_writes_nothing(
     assert not keys & {"GITLAB_TOKEN", "BOOTSTRAP_LOOP_TOKEN_ID", "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT"}
 
 
+def test_uninstall_deletes_the_recorded_expiry_when_the_other_variables_are_gone(
+    target: Target,
+) -> None:
+    # An uninstall interrupted after deleting GITLAB_TOKEN (or someone deleted it by hand):
+    # the next one still finds BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT, and deletes it.
+    _install_given(target, expires_in=30)
+    with target.gitlab.lock:
+        ops = target.gitlab.projects_api.get(OPS)
+        ops.variables = [v for v in ops.variables if v.key == "BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT"]
+
+    plan = target.run("uninstall", "--dry-run")
+    result = target.run("uninstall", "--yes")
+
+    assert plan.exit_code == 0, plan.output
+    assert f"delete BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT of {OPS}" in plan.stdout
+    assert result.exit_code == 0, result.output
+    assert f"deleted BOOTSTRAP_LOOP_TOKEN_EXPIRES_AT of {OPS}" in result.stdout
+    assert [v.key for v in target.gitlab.project(OPS).variables if "LOOP" in v.key] == []
+
+
 def test_status_says_an_expired_given_token_locks_the_loop_out(target: Target) -> None:
     given = _install_given(target, expires_in=5)
     # Six days on (the CLI's clock cannot move): the token expired yesterday.
