@@ -518,7 +518,8 @@ def _loop_token_problems(
 
 
 def _duplicates(ctx: Context, runner: Runner | None) -> list[Problem]:
-    """Other runners with our marker: GitLab may give jobs to one no pod runs."""
+    """Other runners with our marker: no pod polls with their tokens, so they take no jobs,
+    but each is a live token nobody holds or rotates."""
     if runner is None:
         return []
     others = [r for r in marked_runners(ctx) if r.id != runner.id]
@@ -537,10 +538,12 @@ def _duplicate_problems(
             "gitlab",
             f"{len(others) + 1} {label}s of {where} carry the marker of this cluster and "
             f"namespace: #{runner.id} is the one deployed, {ids} {'is' if one else 'are'} not",
-            f"run `bootstrap install`: it deletes {ids} (no pod runs jobs GitLab gives "
-            f"{'it' if one else 'them'}) and keeps #{runner.id}; where GitLab refuses (403: a "
-            "project runner assigned to more than one project, or a user who may not delete "
-            "it), a GitLab administrator deletes it in Admin area > CI/CD > Runners",
+            f"run `bootstrap install`: it deletes {ids} (no pod polls with "
+            f"{'its token, so it takes' if one else 'their tokens, so they take'} no jobs, "
+            f"but nobody holds or rotates {'it' if one else 'them'}) and keeps #{runner.id}; "
+            "where GitLab refuses (403: a project runner assigned to more than one project, "
+            "or a user who may not delete it), a GitLab administrator deletes it in "
+            "Admin area > CI/CD > Runners",
         )
     ]
 

@@ -293,6 +293,8 @@ def test_a_duplicate_gitlab_refuses_to_delete_is_warned_about_and_install_goes_o
     assert status.exit_code == 3, status.output
     assert f"2 ops runners of {OPS} carry the marker" in status.stdout
     assert f"#{extra} is not" in status.stdout
+    # GitLab hands jobs only to a runner polling with its token: a duplicate takes none.
+    assert "no pod polls with its token, so it takes no jobs" in status.stdout
     assert "a GitLab administrator deletes it in Admin area > CI/CD > Runners" in status.stdout
 
 
