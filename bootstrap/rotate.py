@@ -418,17 +418,18 @@ def _store(ctx: Context, secret: dict[str, Any], new: NewToken, entry: int) -> N
     """
     ns = ctx.settings.kubernetes.namespace
     config = replace_token(secret_text(secret, "config.toml"), new.token, entry)
-    data = dict(secret.get("data") or {})
-    data["config.toml"] = base64.b64encode(config.reveal().encode()).decode()
+    # config.toml only: sending the other keys too (ca.crt) made rotate their co-owner, and
+    # server-side apply then kept a key install stopped sending (a CA no longer set).
+    data = {"config.toml": base64.b64encode(config.reveal().encode()).decode()}
     live = secret["metadata"].get("annotations") or {}
     annotations = {
         key: live[key] for keys in ENTRY_ANNOTATIONS.values() for key in keys if key in live
     }
     id_key, expires_key = ENTRY_ANNOTATIONS[entry]
     annotations[id_key] = str(new.runner_id)
-    annotations.pop(expires_key, None)
-    if new.expires_at:
-        annotations[expires_key] = new.expires_at
+    # "" for a token that never expires, not the key left out: install's field manager may
+    # own the old expiry, which server-side apply keeps (read_stored reads "" as never).
+    annotations[expires_key] = new.expires_at or ""
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
