@@ -267,3 +267,38 @@ def test_rotate_called_as_a_library_rotates_stores_and_waits_by_default(target: 
     assert result.rollout
     assert result.online is True
     _assert_converged(target)
+
+
+def test_rotate_called_as_a_library_uses_the_callers_clients(target: Target) -> None:
+    """``gitlab_factory``/``kube_factory``: a caller's own clients (a proxy, a session of its
+    own, a recording wrapper) are the ones every request goes through."""
+    from bootstrap.gitlab import GitLab
+    from bootstrap.kube import Kube
+
+    target.gitlab.set_token_expiry(30 * DAY)
+    assert target.run("install").exit_code == 0
+    settings = Settings.model_validate(
+        {
+            "gitlab": {"group": GROUP, "url": target.gitlab_url},
+            "kubernetes": {"kubeconfig": str(target.kube.kubeconfig_path)},
+        }
+    )
+    made: list[str] = []
+
+    def gitlab_factory(*args: Any, **kwargs: Any) -> GitLab:
+        made.append("gitlab")
+        return GitLab(*args, **kwargs)
+
+    def kube_factory(*args: Any, **kwargs: Any) -> Kube:
+        made.append("kube")
+        return Kube(*args, **kwargs)
+
+    result = rotate(
+        settings,
+        token=Secret(OWNER_TOKEN),
+        gitlab_factory=gitlab_factory,
+        kube_factory=kube_factory,
+    )
+
+    assert result.decision == "rotate"
+    assert sorted(set(made)) == ["gitlab", "kube"], made
