@@ -261,6 +261,7 @@ def test_a_runner_that_cannot_be_deleted_again_is_adopted_next_time(target: Targ
     # The Secret's failure is the one reported; the runner is left with its marker.
     assert result.exit_code == 4, result.output
     assert "Could not delete runner #1 again" in result.stderr
+    assert "Deleted runner #1 again" not in result.stderr
     assert "the next install adopts it" in result.stderr
     assert target.group_runners() == [1]
     target.kube.clear_faults()
