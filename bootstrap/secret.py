@@ -24,6 +24,9 @@ _NOT_SECRET = ("existing_secret",)
 # name, a path); anything else may be the secret itself, typed into the wrong key.
 _ENV_LIKE = re.compile(r"[A-Z][A-Z0-9_]*")
 _PATH_LIKE = re.compile(r"[~.]?[^\s]*/[^\s]*")
+# A bare file name with an extension ("ca.pem"), shown for a key that points at something
+# public (a CA bundle, known_hosts); a bare word there may still be a secret in the wrong key.
+_FILE_NAME_LIKE = re.compile(r"[^\s/]+\.[A-Za-z0-9]{1,8}")
 
 
 class Secret:
@@ -131,18 +134,26 @@ def shown(dotted: str, value: object) -> str:
 
     The value of a secret key is shown only when it looks like what the key asks for: an
     upper-case variable name for ``*_env``, a path with a '/' for ``*_file``; never for any
-    other secret key, nor for a table or list (which may hold anything).
+    other secret key, nor for a table or list (which may hold anything). A ``*_file`` key
+    pointing at something public (``gitlab.ca_file``) shows a path or a file name with an
+    extension, not a bare word: that may be a token pasted into the wrong key.
     """
     if isinstance(value, dict | list):
         return f"a {'table' if isinstance(value, dict) else 'list'} (not shown)"
-    if not is_secret_key(dotted):
-        return repr(value)
     text = value if isinstance(value, str) else ""
+    if not is_secret_key(dotted):
+        if dotted.endswith("_file") and text and not _looks_like_a_file(text):
+            return f"the value (not shown: {dotted} names a file, and this is no path)"
+        return repr(value)
     if dotted.endswith("_env") and _ENV_LIKE.fullmatch(text):
         return repr(value)
     if dotted.endswith("_file") and _PATH_LIKE.fullmatch(text):
         return repr(value)
     return f"the value (not shown: {dotted} names a secret)"
+
+
+def _looks_like_a_file(text: str) -> bool:
+    return bool(_PATH_LIKE.fullmatch(text) or _FILE_NAME_LIKE.fullmatch(text))
 
 
 def without_userinfo(url: str) -> str:

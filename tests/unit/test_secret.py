@@ -127,6 +127,26 @@ def test_a_name_like_password_in_a_star_env_key_is_not_echoed_when_unset(tmp_pat
     assert PASSWORD not in message
 
 
+def test_a_token_pasted_into_a_public_file_key_is_not_echoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gitlab.ca_file points at a public CA bundle, so its path is shown; a bare word there is
+    # no path, and may be the token pasted into the wrong key (found by scripts/fuzz).
+    EXTRA_SECRETS.append(NAMELIKE_PASSWORD)
+    monkeypatch.chdir(tmp_path)
+    messages = []
+    for ca_file in (NAMELIKE_PASSWORD, "ca.pem", str(tmp_path / "ca.pem")):
+        settings = Settings.model_validate({"gitlab": {"group": "g", "ca_file": ca_file}})
+        with pytest.raises(ConfigErrors) as caught:
+            load_credentials(settings, {}, "glrt-x")
+        messages.append(str(caught.value))
+    hidden, bare_name, path = messages
+    assert "gitlab.ca_file: the value (not shown: gitlab.ca_file names a file" in hidden
+    assert NAMELIKE_PASSWORD not in hidden
+    assert "gitlab.ca_file: ca.pem: no such file" in bare_name
+    assert f"gitlab.ca_file: {tmp_path}/ca.pem: no such file" in path
+
+
 def test_a_variable_name_is_still_shown(tmp_path: Path) -> None:
     settings = Settings.model_validate(
         {
