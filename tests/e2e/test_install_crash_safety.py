@@ -354,3 +354,25 @@ def test_an_ops_runner_create_that_fails_is_reported_after_the_group_token_is_st
     assert again.exit_code == 0, again.output
     [ops] = _by_type(target)["project_type"]
     assert _entries(target)[1]["token"] == target.gitlab.runner(ops).token
+
+
+def test_an_expiry_missing_from_the_secret_is_taken_from_gitlab_again(target: Target) -> None:
+    # The expiry annotation was removed by hand; the next install that stores a token (here
+    # the ops runner's, the group runner reused) records the group token's expiry from
+    # GitLab again, which status and rotate go by.
+    _loop(target)
+    target.gitlab.set_token_expiry(30 * 86400)
+    assert target.run("install").exit_code == 0
+    expires = _annotations(target)["gitlab-eci-bootstrap/token-expires-at"]
+    target.kube_patch(
+        SECRET, {"metadata": {"annotations": {"gitlab-eci-bootstrap/token-expires-at": None}}}
+    )
+    [gone] = _by_type(target)["project_type"]
+    target.gitlab_delete_runner(gone)
+
+    result = target.run("install")
+
+    assert result.exit_code == 0, result.output
+    # GitLab's GraphQL gives the expiry in whole seconds (the REST create answer in ms).
+    restored = _annotations(target)["gitlab-eci-bootstrap/token-expires-at"]
+    assert restored[:19] == expires[:19], (restored, expires)
