@@ -26,7 +26,8 @@ _ENV_LIKE = re.compile(r"[A-Z][A-Z0-9_]*")
 _PATH_LIKE = re.compile(r"[~.]?[^\s]*/[^\s]*")
 # A bare file name with an extension ("ca.pem"), shown for a key that points at something
 # public (a CA bundle, known_hosts); a bare word there may still be a secret in the wrong key.
-_FILE_NAME_LIKE = re.compile(r"[^\s/]+\.[A-Za-z0-9]{1,8}")
+# (Never a GitLab token: routable GitLab tokens have dots too.)
+_FILE_NAME_LIKE = re.compile(r"(?!gl[a-z]{2,4}-)[^\s/]+\.[A-Za-z0-9]{1,8}")
 
 
 class Secret:

@@ -135,14 +135,18 @@ def test_a_token_pasted_into_a_public_file_key_is_not_echoed(
     EXTRA_SECRETS.append(NAMELIKE_PASSWORD)
     monkeypatch.chdir(tmp_path)
     messages = []
-    for ca_file in (NAMELIKE_PASSWORD, "ca.pem", str(tmp_path / "ca.pem")):
+    routable = "glpat-Tr0ub4dor3xKeyboard0123.01.0j0sd8ta"  # a routable token: it has dots
+    EXTRA_SECRETS.append(routable)
+    for ca_file in (NAMELIKE_PASSWORD, routable, "ca.pem", str(tmp_path / "ca.pem")):
         settings = Settings.model_validate({"gitlab": {"group": "g", "ca_file": ca_file}})
         with pytest.raises(ConfigErrors) as caught:
             load_credentials(settings, {}, "glrt-x")
         messages.append(str(caught.value))
-    hidden, bare_name, path = messages
+    hidden, token, bare_name, path = messages
     assert "gitlab.ca_file: the value (not shown: gitlab.ca_file names a file" in hidden
     assert NAMELIKE_PASSWORD not in hidden
+    assert "not shown" in token
+    assert routable not in token
     assert "gitlab.ca_file: ca.pem: no such file" in bare_name
     assert f"gitlab.ca_file: {tmp_path}/ca.pem: no such file" in path
 
