@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 import tomllib
 from collections.abc import Callable
 from typing import Any
@@ -22,21 +21,18 @@ import pytest
 from bootstrap.install import RunnerPlan, execute_runner
 from bootstrap.report import QuietReporter
 from bootstrap.secret import Secret
-from bootstrap.workflow import connect, ops_runner_attributes, runner_attributes
+from bootstrap.workflow import connect, ops_runner_attributes
 from tests.conftest import make_settings
 from tests.e2e.conftest import Target
-from tests.fakes.fixtures import GROUP, OWNER_API_TOKEN
+from tests.e2e.test_install import _refuse
+from tests.e2e.test_lock_real import _seed_unstored_runner, _when
+from tests.e2e.test_loop import _loop
+from tests.fakes.fixtures import GROUP
 
 NAMESPACE = "gitlab-runner"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
 SECRET = f"/api/v1/namespaces/{NAMESPACE}/secrets/gitlab-runner-config"
 OPS = "mygroup/gitlab-eci-bootstrap"
-
-
-def _loop(target: Target) -> None:
-    """Install builds the rotation loop too: the ops project, its runner, the schedule."""
-    target.token = OWNER_API_TOKEN
-    target.publish = True
 
 
 def _settings() -> Any:
@@ -68,17 +64,7 @@ def _plans_shown(output: str) -> int:
 def _before_the_lock(target: Target, act: Callable[[], None]) -> threading.Thread:
     """Run ``act`` while our run waits to create its Lease (after its reads, before the lock)."""
     fault = target.kube.inject("delay", match=("POST", f"{LEASES}$"), seconds=1)
-
-    def watch() -> None:
-        for _ in range(3000):
-            if fault.fired:
-                act()
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    return _when(lambda: fault.fired, act)
 
 
 # --- the plan is made once when nothing moved ------------------------------------------------
@@ -226,7 +212,7 @@ def test_a_group_runner_created_between_plan_and_lock_is_adopted_with_the_loop(
     seeded: list[int] = []
 
     def other_run() -> None:
-        seeded.append(target.gitlab.add_runner(group=GROUP, **runner_attributes(_settings())).id)
+        seeded.append(_seed_unstored_runner(target))
 
     watcher = _before_the_lock(target, other_run)
     result = target.run("install", "--timeout", "60")
@@ -303,12 +289,6 @@ def test_a_reset_plan_without_its_runner_is_a_bug_never_a_create(target: Target)
 
 
 # --- _execute and _store_tokens: the token is stored first, once -----------------------------
-
-
-def _refuse(server: Any, method: str, path: str) -> None:
-    """Every attempt (retries included) of the next requests to ``path`` fails with 500."""
-    for _ in range(8):
-        server.inject("500", match=(method, path + "$"))
 
 
 def test_a_fresh_install_writes_the_config_secret_once(target: Target) -> None:
